@@ -1,0 +1,1 @@
+"""Offline preprocessing of ScanNet-style scans: readers, fusion, voxelization, chunks."""
