@@ -13,7 +13,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 #else
   m.attr("with_cuda") = false;
 #endif
-  init_hash(m.def_submodule("hash", "hash tables over packed (b, x, y, z) coordinates"));
-  init_kmap(m.def_submodule("kmap", "kernel maps (neighbor tables) for sparse convolution"));
-  init_conv(m.def_submodule("conv", "gather-GEMM-scatter sparse convolution"));
+  auto hash = m.def_submodule("hash", "hash tables over packed (b, x, y, z) coordinates");
+  init_hash(hash);
+  auto kmap = m.def_submodule("kmap", "kernel maps (neighbor tables) for sparse convolution");
+  init_kmap(kmap);
+  auto conv = m.def_submodule("conv", "gather-GEMM-scatter sparse convolution");
+  init_conv(conv);
 }
