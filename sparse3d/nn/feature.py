@@ -7,23 +7,27 @@ from sparse3d.tensor import SparseTensor
 
 
 class FeatureModule(nn.Module):
-    """Wraps a torch module ``f`` acting on ``[N, C]`` rows: returns ``x.replace(f(x.feats))``.
-    Empty tensors pass through (normalisation layers cannot see zero rows)."""
+    """Wraps a torch module ``f`` acting on ``[N, C]`` rows: returns ``x.replace(f(x.feats))``."""
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
         self.module = module
 
     def forward(self, x: SparseTensor) -> SparseTensor:
-        if len(x) == 0:
-            out = self.module.out_features if isinstance(self.module, nn.Linear) else x.num_channels
-            return x.replace(x.feats.new_zeros((0, out)))
         return x.replace(self.module(x.feats))
 
 
 class BatchNorm(FeatureModule):
+    """Batch norm over all voxels of the batch; an empty tensor passes through (affine only),
+    since batch statistics of zero rows do not exist."""
+
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
         super().__init__(nn.BatchNorm1d(num_features, eps=eps, momentum=momentum))
+
+    def forward(self, x: SparseTensor) -> SparseTensor:
+        if len(x) == 0:
+            return x.replace(x.feats * self.module.weight + self.module.bias)
+        return super().forward(x)
 
 
 class ReLU(FeatureModule):

@@ -40,5 +40,5 @@ def global_pool(x: SparseTensor, mode: str = "mean", batch_size: int | None = No
     if len(x) == 0:
         return out
     reduce = {"mean": "mean", "max": "amax", "sum": "sum"}[mode]
-    return out.index_reduce_(0, idx, x.feats, reduce, include_self=False) if reduce != "sum" else \
-        out.index_add_(0, idx, x.feats)
+    index = idx[:, None].expand(-1, x.num_channels)
+    return out.scatter_reduce(0, index, x.feats, reduce, include_self=False)
