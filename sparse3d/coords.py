@@ -19,7 +19,7 @@ Kernel-map semantics (``o`` output row, ``i`` input row, ``off[k]`` from
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -27,7 +27,7 @@ import torch
 from sparse3d import _ext
 from sparse3d.kernel import kernel_offsets
 
-COORD_MIN, COORD_MAX, BATCH_MAX = -32768, 32767, 32767
+COORD_MIN, COORD_MAX, BATCH_MAX = -32768, 32767, 2047
 
 
 def pack(coords: torch.Tensor) -> torch.Tensor:
@@ -91,7 +91,8 @@ class KernelMap:
 class _CoordSet:
     coords: torch.Tensor  # int32 [N, 4]
     stride: int
-    table: Optional[object] = None  # _C.hash.CoordHashTable, built lazily
+    table: Optional[object] = None  # _C.hash.CoordHashTable, built lazily (for lookups)
+    sorted: Dict[int, object] = field(default_factory=dict)  # mul -> _C.kmap.SortedCoords
 
 
 class CoordinateManager:
@@ -105,11 +106,31 @@ class CoordinateManager:
         self._kmaps: Dict[Tuple, KernelMap] = {}
 
     # ---- coordinate sets -------------------------------------------------------------
-    def insert(self, coords: torch.Tensor, stride: int, table: Optional[object] = None) -> int:
-        """Store a validated coordinate set; return its key."""
+    def insert(self, coords: torch.Tensor, stride: int, check_unique: bool = False) -> int:
+        """Store a coordinate set (int32 ``[N, 4]``, in range); return its key.
+
+        ``check_unique`` raises ValueError naming a duplicate row (sorting the set once, which the
+        kernel maps reuse)."""
         key = len(self._sets)
-        self._sets[key] = _CoordSet(coords.to(self.device), int(stride), table)
+        self._sets[key] = _CoordSet(coords.to(self.device), int(stride))
+        if check_unique:
+            s = self.sorted(key)
+            if s.has_duplicates:
+                k = s.keys
+                j = int((k[1:] == k[:-1]).nonzero()[0, 0])
+                rows = sorted(s.order[j:j + 2].tolist())
+                del self._sets[key]
+                raise ValueError(f"coords has duplicate rows: row {rows[1]} = {tuple(coords[rows[1]].tolist())} "
+                                 f"repeats row {rows[0]}; merge them first (SparseTensor.from_points averages "
+                                 "points per voxel)")
         return key
+
+    def sorted(self, key: int, mul: int = 1):
+        """The set's coordinates times ``mul`` as sorted keys (``_C.kmap.SortedCoords``), cached."""
+        s = self._sets[key]
+        if mul not in s.sorted:
+            s.sorted[mul] = _ext.load().kmap.sort_coords(s.coords, mul)
+        return s.sorted[mul]
 
     def coords(self, key: int) -> torch.Tensor:
         """Coordinates int32 ``[N, 4]`` of a set."""
@@ -192,11 +213,11 @@ class CoordinateManager:
         if cache not in self._kmaps:
             C = _ext.load()
             off = kernel_offsets(kernel_size, dilation)
-            nbr_out = C.kmap.neighbor_table(self.coords(out_key), self.table(in_key), off, stride, 1)
+            nbr_out = C.kmap.neighbor_table(self.sorted(out_key, stride), self.sorted(in_key), off)
             if in_key == out_key and stride == 1 and kernel_size % 2 == 1:
                 nbr_in = nbr_out.flip(1).contiguous()  # odd kernels are point-symmetric
             else:
-                nbr_in = C.kmap.neighbor_table(self.coords(in_key), self.table(out_key), -off, 1, stride)
+                nbr_in = C.kmap.invert(nbr_out, self.size(in_key))
             self._kmaps[cache] = KernelMap(nbr_out, nbr_in, in_key, out_key, kernel_size, stride, dilation, False)
         return self._kmaps[cache]
 

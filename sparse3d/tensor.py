@@ -27,15 +27,6 @@ def _as_coords(coords: torch.Tensor, name: str = "coords") -> torch.Tensor:
     return coords.int().contiguous()
 
 
-def _check_duplicates(coords: torch.Tensor, name: str = "coords") -> None:
-    keys = pack(coords)
-    uniq, counts = torch.unique(keys, return_counts=True)
-    if uniq.numel() != keys.numel():
-        dup = unpack(uniq[counts > 1][:1])[0].tolist()
-        raise ValueError(f"{name} has duplicate rows, e.g. (batch, x, y, z) = {tuple(dup)}; "
-                         "merge them first (SparseTensor.from_points averages points per voxel)")
-
-
 class SparseTensor:
     """A batch of sparse voxel grids (see the module docstring for shapes)."""
 
@@ -51,10 +42,8 @@ class SparseTensor:
             raise ValueError(f"coords and feats must have the same N, got {coords.shape[0]} and {feats.shape[0]}")
         if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
             raise ValueError(f"stride must be an int >= 1, got {stride!r}")
-        coords = coords.to(feats.device)
-        _check_duplicates(coords)
         manager = CoordinateManager(feats.device)
-        self._init(feats, manager, manager.insert(coords, stride))
+        self._init(feats, manager, manager.insert(coords, stride, check_unique=True))
 
     def _init(self, feats: torch.Tensor, manager: CoordinateManager, key: int) -> None:
         self.feats = feats
