@@ -5,6 +5,7 @@
 void init_hash(pybind11::module_& m);
 void init_kmap(pybind11::module_& m);
 void init_conv(pybind11::module_& m);
+void init_fusion(pybind11::module_& m);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "sparse3d native kernels (C++/OpenMP; CUDA when built with it)";
@@ -16,4 +17,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   init_hash(m.def_submodule("hash", "hash tables over packed (b, x, y, z) coordinates"));
   init_kmap(m.def_submodule("kmap", "kernel maps (neighbor tables) for sparse convolution"));
   init_conv(m.def_submodule("conv", "gather-GEMM-scatter sparse convolution"));
+  init_fusion(m.def_submodule("fusion", "TSDF fusion of RGB-D frames into sparse voxel blocks"));
 }
