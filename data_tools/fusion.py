@@ -164,8 +164,9 @@ def marching_cubes(coords: np.ndarray, tsdf: np.ndarray, voxel_size: float,
     # a cube is valid only if all 8 corners are observed: erode the mask to the cube grid
     valid = mask[:-1, :-1, :-1] & mask[1:, :-1, :-1] & mask[:-1, 1:, :-1] & mask[:-1, :-1, 1:] \
         & mask[1:, 1:, :-1] & mask[1:, :-1, 1:] & mask[:-1, 1:, 1:] & mask[1:, 1:, 1:]
+    # scikit-image evaluates the cube whose *upper* corner has mask True (checked by a test)
     cube_mask = np.zeros(shape, bool)
-    cube_mask[:-1, :-1, :-1] = valid
+    cube_mask[1:, 1:, 1:] = valid
     verts, faces, _, _ = sk_mc(vol, level=0.0, mask=cube_mask, allow_degenerate=False)
     verts = (verts + lo) * voxel_size
     return verts.astype(np.float32), faces.astype(np.int32)
