@@ -19,7 +19,7 @@ from typing import Any, Dict
 _LAZY = {
     "generate_scenes": ("data_tools.synthetic.writer", "generate_scenes"),
     "generate_scene": ("data_tools.synthetic.writer", "generate_scene"),
-    "preprocess": ("data_tools.preprocess", "preprocess"),
+    "preprocess": ("data_tools.pipeline", "preprocess"),
     "CropConfig": ("data_tools.scene_crops", "CropConfig"),
     "load_crop": ("data_tools.chunks", "load_crop"),
     "TSDFFusion": ("data_tools.fusion", "TSDFFusion"),

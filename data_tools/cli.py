@@ -14,7 +14,7 @@ def _triple(s: str):
 
 
 def _cmd_preprocess(args) -> int:
-    from .preprocess import preprocess
+    from .pipeline import preprocess
     from .scene_crops import CropConfig
     cfg = CropConfig(voxel_size=args.voxel_size, trunc_voxels=args.trunc_voxels, crop_size=args.crop_size,
                      crop_stride=args.crop_stride or tuple(s // 2 for s in args.crop_size), n_levels=args.levels,
