@@ -58,6 +58,15 @@ torch::Tensor visibility(const torch::Tensor& coords, double voxel_size, const t
                          const torch::Tensor& intrinsic, const torch::Tensor& camera_to_world, double trunc,
                          double depth_max);
 
+// Dense observed mask of the grid origin + [0, dims) (voxels at voxel_size): a voxel is observed
+// when some frame sees it (inside the image, valid depth <= depth_max, z > 0, and not more than
+// trunc metres behind the observed depth). depths: uint16 [F, H, W] (value / depth_scale =
+// metres); camera_to_world: float64 [F, 4, 4]; origin: int64 [3]; dims: int64 [3].
+// Returns bool [X, Y, Z]. Each voxel stops at the first frame that sees it.
+torch::Tensor observed_grid(const torch::Tensor& depths, double depth_scale, const torch::Tensor& intrinsic,
+                            const torch::Tensor& camera_to_world, const torch::Tensor& origin,
+                            const torch::Tensor& dims, double voxel_size, double trunc, double depth_max);
+
 }  // namespace fusion
 }  // namespace sparse3d
 

@@ -325,6 +325,60 @@ torch::Tensor visibility(const torch::Tensor& coords_in, double voxel_size, cons
   return out;
 }
 
+torch::Tensor observed_grid(const torch::Tensor& depths_in, double depth_scale, const torch::Tensor& intrinsic,
+                            const torch::Tensor& poses_in, const torch::Tensor& origin_in, const torch::Tensor& dims_in,
+                            double voxel_size, double trunc, double depth_max) {
+  TORCH_CHECK(depths_in.dim() == 3, "depths: expected shape [F, H, W], got ", depths_in.sizes());
+  TORCH_CHECK(depths_in.scalar_type() == torch::kUInt16, "depths: expected uint16, got ", depths_in.scalar_type());
+  TORCH_CHECK(poses_in.dim() == 3 && poses_in.size(0) == depths_in.size(0) && poses_in.size(1) == 4 &&
+                  poses_in.size(2) == 4,
+              "camera_to_world: expected shape [", depths_in.size(0), ", 4, 4], got ", poses_in.sizes());
+  TORCH_CHECK(origin_in.numel() == 3 && dims_in.numel() == 3, "origin, dims: expected 3 values each");
+  TORCH_CHECK(depth_scale > 0 && voxel_size > 0, "depth_scale, voxel_size: expected > 0");
+  auto o_t = origin_in.to(torch::kInt64).contiguous();
+  auto d_t = dims_in.to(torch::kInt64).contiguous();
+  const int64_t* og = o_t.data_ptr<int64_t>();
+  const int64_t* dm = d_t.data_ptr<int64_t>();
+  TORCH_CHECK(dm[0] >= 0 && dm[1] >= 0 && dm[2] >= 0 && dm[0] * dm[1] * dm[2] <= (int64_t(1) << 32),
+              "dims: expected non-negative sizes with at most 2^32 voxels");
+  const int64_t F = depths_in.size(0), H = depths_in.size(1), W = depths_in.size(2);
+  auto poses_t = poses_in.to(torch::kFloat64).contiguous();
+  std::vector<Camera> cams;
+  for (int64_t f = 0; f < F; ++f) cams.push_back(make_camera(intrinsic, poses_t[f]));
+  auto depths_t = depths_in.contiguous();
+  const uint16_t* depth = reinterpret_cast<const uint16_t*>(depths_t.data_ptr());
+  auto out = torch::zeros({dm[0], dm[1], dm[2]}, torch::kBool);
+  bool* o = out.data_ptr<bool>();
+  const double inv_scale = 1.0 / depth_scale;
+  const int64_t X = dm[0], Y = dm[1], Z = dm[2];
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t x = 0; x < X; ++x) {
+    int64_t f0 = 0;  // start at the frame that saw the previous voxel (coherence)
+    for (int64_t y = 0; y < Y; ++y)
+      for (int64_t z = 0; z < Z; ++z) {
+        const double wx = (og[0] + x) * voxel_size, wy = (og[1] + y) * voxel_size, wz = (og[2] + z) * voxel_size;
+        for (int64_t k = 0; k < F; ++k) {
+          const int64_t f = (f0 + k) % F;
+          const Camera& c = cams[f];
+          const double px = wx - c.t[0], py = wy - c.t[1], pz = wz - c.t[2];
+          const double zc = c.R[2] * px + c.R[5] * py + c.R[8] * pz;
+          if (zc <= 0) continue;
+          const double xc = c.R[0] * px + c.R[3] * py + c.R[6] * pz;
+          const double yc = c.R[1] * px + c.R[4] * py + c.R[7] * pz;
+          const double u = c.fx * xc / zc + c.cx, v = c.fy * yc / zc + c.cy;
+          if (!(u >= 0 && v >= 0 && u <= W - 1 && v <= H - 1)) continue;
+          const uint16_t raw = depth[(f * H + static_cast<int64_t>(v)) * W + static_cast<int64_t>(u)];
+          const double d = raw * inv_scale;
+          if (raw == 0 || d > depth_max || d - zc < -trunc) continue;
+          o[(x * Y + y) * Z + z] = true;
+          f0 = f;
+          break;
+        }
+      }
+  }
+  return out;
+}
+
 }  // namespace fusion
 }  // namespace sparse3d
 
@@ -347,6 +401,10 @@ void init_fusion_impl(pybind11::module_& m) {
         py::arg("intrinsic"), py::arg("camera_to_world"), py::arg("trunc"), py::arg("depth_max"),
         py::call_guard<py::gil_scoped_release>(),
         "uint8 [N] visibility of voxel coords int32 [N,3] in one depth frame: 0 unseen, 1 free, 2 near surface");
+  m.def("observed_grid", &sparse3d::fusion::observed_grid, py::arg("depths"), py::arg("depth_scale"),
+        py::arg("intrinsic"), py::arg("camera_to_world"), py::arg("origin"), py::arg("dims"), py::arg("voxel_size"),
+        py::arg("trunc"), py::arg("depth_max"), py::call_guard<py::gil_scoped_release>(),
+        "bool [X,Y,Z]: voxels of origin + [0, dims) observed by some frame (see fusion.h)");
 }
 }  // namespace
 
