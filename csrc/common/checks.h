@@ -1,0 +1,16 @@
+// Argument checks shared by every op. They raise Python exceptions through TORCH_CHECK
+// (c10::Error -> RuntimeError, c10::ValueError -> ValueError); nothing here aborts.
+#pragma once
+#include <torch/extension.h>
+
+#define S3D_CHECK_DIM(x, d) \
+  TORCH_CHECK_VALUE((x).dim() == (d), #x " must have " #d " dimensions, got shape ", (x).sizes())
+#define S3D_CHECK_DTYPE(x, t) \
+  TORCH_CHECK_TYPE((x).scalar_type() == (t), #x " must be ", c10::toString(t), ", got ", (x).scalar_type())
+#define S3D_CHECK_SAME_DEVICE(a, b)                                                        \
+  TORCH_CHECK_VALUE((a).device() == (b).device(), #a " and " #b " must be on one device, got ", \
+                    (a).device(), " and ", (b).device())
+
+#define S3D_NO_CUDA(name)                                                                     \
+  TORCH_CHECK(false, name ": got CUDA tensors, but sparse3d was built without CUDA; rebuild with " \
+              "FORCE_CUDA=1 pip install --no-build-isolation -e .")

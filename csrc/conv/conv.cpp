@@ -1,0 +1,66 @@
+#include "conv/conv.h"
+#include "common/checks.h"
+
+namespace s3d {
+
+static void check_table(const at::Tensor& nbr, int64_t rows, const char* rows_name) {
+  S3D_CHECK_DIM(nbr, 2);
+  S3D_CHECK_DTYPE(nbr, at::kInt);
+  TORCH_CHECK_VALUE(nbr.size(0) == rows, "nbr must have ", rows_name, " = ", rows, " rows, got shape ",
+                    nbr.sizes());
+}
+
+at::Tensor conv_forward(const at::Tensor& feats, const at::Tensor& weight, const at::Tensor& nbr, int64_t tile) {
+  S3D_CHECK_DIM(feats, 2);
+  S3D_CHECK_DIM(weight, 3);
+  S3D_CHECK_DIM(nbr, 2);
+  TORCH_CHECK_VALUE(weight.size(1) == feats.size(1), "weight must have shape [K, C_in=", feats.size(1),
+                    ", C_out], got ", weight.sizes());
+  TORCH_CHECK_VALUE(nbr.size(1) == weight.size(0), "nbr must have K=", weight.size(0),
+                    " columns (one per kernel offset), got shape ", nbr.sizes());
+  check_table(nbr, nbr.size(0), "N_out");
+  TORCH_CHECK_TYPE(feats.scalar_type() == weight.scalar_type(), "feats and weight must have one dtype, got ",
+                   feats.scalar_type(), " and ", weight.scalar_type());
+  TORCH_CHECK_VALUE(tile >= 1, "tile must be >= 1, got ", tile);
+  S3D_CHECK_SAME_DEVICE(feats, weight);
+  S3D_CHECK_SAME_DEVICE(feats, nbr);
+  if (feats.is_cuda()) {
+#ifdef WITH_CUDA
+    return conv_forward_cuda(feats.contiguous(), weight.contiguous(), nbr.contiguous(), tile);
+#else
+    S3D_NO_CUDA("conv.forward");
+#endif
+  }
+  return conv_forward_cpu(feats.contiguous(), weight.contiguous(), nbr.contiguous(), tile);
+}
+
+at::Tensor conv_weight_grad(const at::Tensor& feats, const at::Tensor& grad_out, const at::Tensor& nbr,
+                            int64_t tile) {
+  S3D_CHECK_DIM(feats, 2);
+  S3D_CHECK_DIM(grad_out, 2);
+  check_table(nbr, grad_out.size(0), "N_out (rows of grad_out)");
+  TORCH_CHECK_TYPE(feats.scalar_type() == grad_out.scalar_type(), "feats and grad_out must have one dtype, got ",
+                   feats.scalar_type(), " and ", grad_out.scalar_type());
+  TORCH_CHECK_VALUE(tile >= 1, "tile must be >= 1, got ", tile);
+  S3D_CHECK_SAME_DEVICE(feats, grad_out);
+  S3D_CHECK_SAME_DEVICE(feats, nbr);
+  if (feats.is_cuda()) {
+#ifdef WITH_CUDA
+    return conv_weight_grad_cuda(feats.contiguous(), grad_out.contiguous(), nbr.contiguous(), tile);
+#else
+    S3D_NO_CUDA("conv.weight_grad");
+#endif
+  }
+  return conv_weight_grad_cpu(feats.contiguous(), grad_out.contiguous(), nbr.contiguous(), tile);
+}
+
+}  // namespace s3d
+
+void init_conv(pybind11::module_& m) {
+  namespace py = pybind11;
+  m.def("forward", &s3d::conv_forward, py::arg("feats"), py::arg("weight"), py::arg("nbr"), py::arg("tile") = 2048,
+        "feats [N_in, C_in], weight [K, C_in, C_out], nbr int32 [N_out, K] -> [N_out, C_out]");
+  m.def("weight_grad", &s3d::conv_weight_grad, py::arg("feats"), py::arg("grad_out"), py::arg("nbr"),
+        py::arg("tile") = 2048,
+        "feats [N_in, C_in], grad_out [N_out, C_out], nbr int32 [N_out, K] -> [K, C_in, C_out]");
+}

@@ -1,0 +1,66 @@
+"""The backend interface: how a sparse convolution over a kernel map is computed.
+
+Every backend takes the same weights ``[K, C_in, C_out]`` (offset order of
+:mod:`sparse3d.kernel`) and the same :class:`~sparse3d.coords.KernelMap`, and must give the
+same result, so a model can switch backends without touching its checkpoint.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+
+from sparse3d.coords import KernelMap
+
+
+class Backend(ABC):
+    """A sparse-convolution implementation. Stateless; chosen per module by name."""
+
+    name: str = "abstract"
+
+    @abstractmethod
+    def conv(self, feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, op: str) -> torch.Tensor:
+        """Differentiable sparse conv: feats ``[N_in, C_in]``, weight ``[K, C_in, C_out]`` -> ``[N_out, C_out]``.
+
+        ``op`` names the operation ("conv", "subm_conv", "conv_transpose", "generative_conv_transpose")
+        so a backend that cannot run one raises a clear error instead of guessing.
+        """
+
+    def __repr__(self) -> str:
+        return f"<sparse3d backend {self.name!r}>"
+
+
+class NeighborTableBackend(Backend):
+    """A backend defined by two primitives over neighbor tables; autograd is shared.
+
+    forward(feats [N_in, C_in], weight [K, C_in, C_out], nbr int32 [N_out, K]) -> [N_out, C_out]
+    weight_grad(feats [N_in, C_in], grad_out [N_out, C_out], nbr [N_out, K]) -> [K, C_in, C_out]
+    """
+
+    @abstractmethod
+    def forward(self, feats: torch.Tensor, weight: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor: ...
+
+    @abstractmethod
+    def weight_grad(self, feats: torch.Tensor, grad_out: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor: ...
+
+    def conv(self, feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, op: str) -> torch.Tensor:
+        return _NeighborTableConv.apply(feats, weight, kmap.nbr_out, kmap.nbr_in, self)
+
+
+class _NeighborTableConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, feats, weight, nbr_out, nbr_in, backend):  # type: ignore[override]
+        ctx.save_for_backward(feats, weight, nbr_out, nbr_in)
+        ctx.backend = backend
+        return backend.forward(feats, weight, nbr_out)
+
+    @staticmethod
+    def backward(ctx, grad_out):  # type: ignore[override]
+        feats, weight, nbr_out, nbr_in = ctx.saved_tensors
+        grad_out = grad_out.contiguous()
+        grad_feats = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            grad_feats = ctx.backend.forward(grad_out, weight.transpose(1, 2).contiguous(), nbr_in)
+        if ctx.needs_input_grad[1]:
+            grad_weight = ctx.backend.weight_grad(feats, grad_out, nbr_out)
+        return grad_feats, grad_weight, None, None, None

@@ -1,0 +1,29 @@
+"""The torch backend: a pure-PyTorch reference (any dtype incl. float64, any device).
+
+Slow but simple and independent of csrc/, so tests use it as a second opinion.
+"""
+from __future__ import annotations
+
+import torch
+
+from sparse3d.backends.base import NeighborTableBackend
+
+
+class TorchBackend(NeighborTableBackend):
+    name = "torch"
+
+    def forward(self, feats: torch.Tensor, weight: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor:
+        out = feats.new_zeros((nbr.shape[0], weight.shape[2]))
+        for k in range(nbr.shape[1]):
+            rows = (nbr[:, k] >= 0).nonzero().squeeze(1)
+            if rows.numel():
+                out.index_add_(0, rows, feats[nbr[rows, k].long()] @ weight[k])
+        return out
+
+    def weight_grad(self, feats: torch.Tensor, grad_out: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor:
+        grad = feats.new_zeros((nbr.shape[1], feats.shape[1], grad_out.shape[1]))
+        for k in range(nbr.shape[1]):
+            rows = (nbr[:, k] >= 0).nonzero().squeeze(1)
+            if rows.numel():
+                grad[k] = feats[nbr[rows, k].long()].t() @ grad_out[rows]
+        return grad

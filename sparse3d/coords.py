@@ -1,0 +1,210 @@
+"""Coordinate manager: coordinate sets, their hash tables, and cached kernel maps.
+
+A :class:`CoordinateManager` is owned by the tensors that share it (never global). It
+stores coordinate sets under integer keys; every set knows its stride (how coarse its
+lattice is). Down-sampled and generated (up-sampled) sets, and the kernel maps between
+sets, are computed once per ``(key(s), kernel_size, stride, dilation)`` and then shared by
+every layer that asks for them.
+
+Coordinates are int32 ``[N, 4]`` = (batch, x, y, z), voxel indices on the set's own lattice.
+
+Kernel-map semantics (``o`` output row, ``i`` input row, ``off[k]`` from
+:func:`sparse3d.kernel.kernel_offsets`, ``s`` = conv stride):
+
+* strided / submanifold conv (input stride t, output stride t*s):
+  output ``o`` reads input ``i`` through offset k iff ``coords_in[i] = coords_out[o] * s + off[k]``;
+* transposed and generative transposed conv (coarse -> fine) use the same pairs with the
+  roles of input and output swapped, so ``ConvTranspose3d`` exactly undoes the geometry of
+  the ``Conv3d`` that produced the coarse set.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from sparse3d import _ext
+from sparse3d.kernel import kernel_offsets
+
+COORD_MIN, COORD_MAX, BATCH_MAX = -32768, 32767, 32767
+
+
+def pack(coords: torch.Tensor) -> torch.Tensor:
+    """Pack int32 ``[N, 4]`` (b, x, y, z) into sortable int64 keys ``[N]`` (b, x, y, z order)."""
+    c = coords.long()
+    return (c[:, 0] << 48) | ((c[:, 1] - COORD_MIN) << 32) | ((c[:, 2] - COORD_MIN) << 16) | (c[:, 3] - COORD_MIN)
+
+
+def unpack(keys: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`pack`: int64 ``[N]`` -> int32 ``[N, 4]``."""
+    b = keys >> 48
+    x = ((keys >> 32) & 0xFFFF) + COORD_MIN
+    y = ((keys >> 16) & 0xFFFF) + COORD_MIN
+    z = (keys & 0xFFFF) + COORD_MIN
+    return torch.stack([b, x, y, z], dim=1).int()
+
+
+def check_range(coords: torch.Tensor, name: str = "coords") -> None:
+    """Raise ValueError if coords int ``[N, 4]`` leave the packable range."""
+    if coords.numel() == 0:
+        return
+    lo = coords.min(dim=0).values.tolist()
+    hi = coords.max(dim=0).values.tolist()
+    if lo[0] < 0 or hi[0] > BATCH_MAX:
+        raise ValueError(f"{name}[:, 0] (batch index) must be in [0, {BATCH_MAX}], got range [{lo[0]}, {hi[0]}]")
+    if min(lo[1:]) < COORD_MIN or max(hi[1:]) > COORD_MAX:
+        raise ValueError(
+            f"{name}[:, 1:4] (x, y, z) must be in [{COORD_MIN}, {COORD_MAX}], got range "
+            f"[{min(lo[1:])}, {max(hi[1:])}]"
+        )
+
+
+@dataclass(frozen=True)
+class KernelMap:
+    """Pairs (input row, output row, offset index) of one convolution, as two tables.
+
+    nbr_out: int32 ``[N_out, K]``, input row feeding output row o through offset k, or -1.
+    nbr_in:  int32 ``[N_in, K]``, output row fed by input row i through offset k, or -1.
+    """
+
+    nbr_out: torch.Tensor
+    nbr_in: torch.Tensor
+    in_key: int
+    out_key: int
+    kernel_size: int
+    stride: int
+    dilation: int
+    transposed: bool
+
+    def transpose(self) -> "KernelMap":
+        """The same pairs with inputs and outputs swapped (for the transposed conv)."""
+        return KernelMap(self.nbr_in, self.nbr_out, self.out_key, self.in_key, self.kernel_size, self.stride,
+                         self.dilation, not self.transposed)
+
+    @property
+    def num_pairs(self) -> int:
+        return int((self.nbr_out >= 0).sum())
+
+
+@dataclass
+class _CoordSet:
+    coords: torch.Tensor  # int32 [N, 4]
+    stride: int
+    table: Optional[object] = None  # _C.hash.CoordHashTable, built lazily
+
+
+class CoordinateManager:
+    """Coordinate sets of one device and the kernel maps between them (see module doc)."""
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self._sets: Dict[int, _CoordSet] = {}
+        self._parents: Dict[int, int] = {}
+        self._derived: Dict[Tuple, int] = {}
+        self._kmaps: Dict[Tuple, KernelMap] = {}
+
+    # ---- coordinate sets -------------------------------------------------------------
+    def insert(self, coords: torch.Tensor, stride: int, table: Optional[object] = None) -> int:
+        """Store a validated coordinate set; return its key."""
+        key = len(self._sets)
+        self._sets[key] = _CoordSet(coords.to(self.device), int(stride), table)
+        return key
+
+    def coords(self, key: int) -> torch.Tensor:
+        """Coordinates int32 ``[N, 4]`` of a set."""
+        return self._sets[key].coords
+
+    def stride(self, key: int) -> int:
+        return self._sets[key].stride
+
+    def size(self, key: int) -> int:
+        return int(self._sets[key].coords.shape[0])
+
+    def table(self, key: int):
+        """The hash table of a set (built on first use)."""
+        s = self._sets[key]
+        if s.table is None:
+            s.table = _ext.load().hash.build(s.coords)
+        return s.table
+
+    def parent(self, key: int) -> Optional[int]:
+        """Key of the finer set that ``key`` was down-sampled from (None if none)."""
+        return self._parents.get(key)
+
+    # ---- derived sets ----------------------------------------------------------------
+    def downsample(self, key: int, kernel_size: int, stride: int, dilation: int = 1) -> int:
+        """Key of the output set of a strided conv: every coarse voxel that some kernel offset
+        of some input voxel lands on, ``o = (i - off[k]) / stride`` when exact."""
+        if stride == 1:
+            return key
+        cache = ("down", key, kernel_size, stride, dilation)
+        if cache not in self._derived:
+            c = self.coords(key)
+            off = kernel_offsets(kernel_size, dilation, c.device)
+            xyz = c[:, None, 1:] - off[None]  # [N, K, 3]
+            ok = (torch.remainder(xyz, stride) == 0).all(dim=2)
+            xyz = torch.div(xyz, stride, rounding_mode="floor")
+            b = c[:, None, :1].expand(-1, off.shape[0], 1)
+            cand = torch.cat([b, xyz], dim=2)[ok]
+            out = unpack(torch.unique(pack(cand))) if cand.numel() else c.new_zeros((0, 4))
+            new = self.insert(out, self.stride(key) * stride)
+            self._parents[new] = key
+            self._derived[cache] = new
+        return self._derived[cache]
+
+    def generate(self, key: int, kernel_size: int, stride: int, dilation: int = 1) -> int:
+        """Key of the output set of a generative transposed conv: every ``i * stride + off[k]``."""
+        if self.stride(key) % stride != 0:
+            raise ValueError(
+                f"stride={stride} does not divide the tensor stride {self.stride(key)}: cannot up-sample below stride 1"
+            )
+        cache = ("gen", key, kernel_size, stride, dilation)
+        if cache not in self._derived:
+            c = self.coords(key)
+            off = kernel_offsets(kernel_size, dilation, c.device)
+            xyz = c[:, None, 1:] * stride + off[None]
+            b = c[:, None, :1].expand(-1, off.shape[0], 1)
+            cand = torch.cat([b, xyz], dim=2).reshape(-1, 4)
+            check_range(cand, "generated coordinates")
+            out = unpack(torch.unique(pack(cand))) if cand.numel() else c.new_zeros((0, 4))
+            self._derived[cache] = self.insert(out, self.stride(key) // stride)
+        return self._derived[cache]
+
+    # ---- kernel maps -----------------------------------------------------------------
+    def kernel_map(self, in_key: int, out_key: int, kernel_size: int, stride: int, dilation: int = 1) -> KernelMap:
+        """Kernel map from set ``in_key`` to set ``out_key``.
+
+        ``stride(out) == stride(in) * stride`` gives a (strided or submanifold) conv map;
+        ``stride(in) == stride(out) * stride`` gives the transposed map (coarse -> fine).
+        """
+        s_in, s_out = self.stride(in_key), self.stride(out_key)
+        if s_out == s_in * stride:
+            return self._conv_map(in_key, out_key, kernel_size, stride, dilation)
+        if s_in == s_out * stride:
+            return self._conv_map(out_key, in_key, kernel_size, stride, dilation).transpose()
+        raise ValueError(
+            f"no kernel map with stride={stride} between a set of tensor stride {s_in} and one of tensor stride {s_out}"
+        )
+
+    def _conv_map(self, in_key: int, out_key: int, kernel_size: int, stride: int, dilation: int) -> KernelMap:
+        cache = (in_key, out_key, kernel_size, stride, dilation)
+        if cache not in self._kmaps:
+            C = _ext.load()
+            off = kernel_offsets(kernel_size, dilation)
+            nbr_out = C.kmap.neighbor_table(self.coords(out_key), self.table(in_key), off, stride, 1)
+            if in_key == out_key and stride == 1 and kernel_size % 2 == 1:
+                nbr_in = nbr_out.flip(1).contiguous()  # odd kernels are point-symmetric
+            else:
+                nbr_in = C.kmap.neighbor_table(self.coords(in_key), self.table(out_key), -off, 1, stride)
+            self._kmaps[cache] = KernelMap(nbr_out, nbr_in, in_key, out_key, kernel_size, stride, dilation, False)
+        return self._kmaps[cache]
+
+    def to(self, device: torch.device | str) -> "CoordinateManager":
+        """A manager on another device with the same sets (maps are rebuilt there on demand)."""
+        new = CoordinateManager(device)
+        for key, s in self._sets.items():
+            new._sets[key] = _CoordSet(s.coords.to(device), s.stride)
+        new._parents = dict(self._parents)
+        new._derived = dict(self._derived)
+        return new

@@ -1,0 +1,69 @@
+"""Combining tensors whose coordinates differ: union-sum, channel concatenation, alignment."""
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+
+from sparse3d.coords import pack, unpack
+from sparse3d.tensor import SparseTensor
+
+
+def _check_pair(a: SparseTensor, b: SparseTensor) -> None:
+    for name, t in (("a", a), ("b", b)):
+        if not isinstance(t, SparseTensor):
+            raise TypeError(f"{name} must be a SparseTensor, got {type(t).__name__}")
+    if a.stride != b.stride:
+        raise ValueError(f"a and b must have the same stride, got {a.stride} and {b.stride}")
+    if a.device != b.device:
+        raise ValueError(f"a and b must be on one device, got {a.device} and {b.device}")
+
+
+def _union(a: SparseTensor, b: SparseTensor) -> Tuple[int, torch.Tensor, torch.Tensor]:
+    keys, inv = torch.unique(torch.cat([pack(a.coords), pack(b.coords)]), return_inverse=True)
+    key = a.manager.insert(unpack(keys), a.stride)
+    return key, inv[: len(a)], inv[len(a):]
+
+
+def add(a: SparseTensor, b: SparseTensor) -> SparseTensor:
+    """Union of coordinates; features summed where both exist. ``[N_a, C] + [N_b, C] -> [N_u, C]``."""
+    _check_pair(a, b)
+    if a.num_channels != b.num_channels:
+        raise ValueError(f"a and b must have the same channels, got {a.num_channels} and {b.num_channels}")
+    if a.manager is b.manager and a.key == b.key:
+        return a.replace(a.feats + b.feats)
+    key, ia, ib = _union(a, b)
+    n = a.manager.size(key)
+    feats = a.feats.new_zeros((n, a.num_channels)).index_add(0, ia, a.feats).index_add(0, ib, b.feats)
+    return SparseTensor._make(feats, a.manager, key)
+
+
+def cat(a: SparseTensor, b: SparseTensor) -> SparseTensor:
+    """Union of coordinates; channels concatenated, zeros where a tensor lacks a voxel.
+    ``[N_a, C_a], [N_b, C_b] -> [N_u, C_a + C_b]``."""
+    _check_pair(a, b)
+    if a.manager is b.manager and a.key == b.key:
+        return a.replace(torch.cat([a.feats, b.feats], dim=1))
+    key, ia, ib = _union(a, b)
+    n = a.manager.size(key)
+    fa = a.feats.new_zeros((n, a.num_channels)).index_copy(0, ia, a.feats)
+    fb = b.feats.new_zeros((n, b.num_channels)).index_copy(0, ib, b.feats)
+    return SparseTensor._make(torch.cat([fa, fb], dim=1), a.manager, key)
+
+
+def lookup(x: SparseTensor, coords: torch.Tensor) -> torch.Tensor:
+    """Row of each query coordinate in ``x``: coords int32 ``[M, 4]`` -> int64 ``[M]``, -1 where absent."""
+    if coords.dim() != 2 or coords.shape[1] != 4:
+        raise ValueError(f"coords must have shape [M, 4], got {tuple(coords.shape)}")
+    return x.manager.table(x.key).lookup(coords.int().contiguous()).long()
+
+
+def align(x: SparseTensor, target: SparseTensor, fill: float = 0.0) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Features of ``x`` at ``target``'s coordinates: -> (feats ``[N_t, C]``, found bool ``[N_t]``);
+    voxels absent from ``x`` get ``fill``."""
+    _check_pair(x, target)
+    idx = lookup(x, target.coords)
+    found = idx >= 0
+    out = x.feats.new_full((len(target), x.num_channels), fill)
+    out[found] = x.feats[idx[found]]
+    return out, found

@@ -1,0 +1,73 @@
+"""Pooling, pruning, union/concatenation and alignment against direct computations."""
+import pytest
+import torch
+
+import sparse3d as s3d
+from sparse3d.testing import random_sparse
+
+
+def test_max_and_avg_pool_match_dense_pooling():
+    x = random_sparse(200, 12, 3, batch_size=2, seed=0)
+    vol = x.dense(spatial_shape=(12, 12, 12))
+    occ = x.replace(torch.ones(len(x), 1, dtype=torch.float64)).dense(spatial_shape=(12, 12, 12))
+    y = s3d.ops.max_pool3d(x, 2, 2)
+    c = y.coords.long()
+    neg = torch.where(occ > 0, vol, torch.full_like(vol, -1e9))
+    ref_max = torch.nn.functional.max_pool3d(neg, 2, 2)[c[:, 0], :, c[:, 1], c[:, 2], c[:, 3]]
+    assert torch.allclose(y.feats, ref_max)
+    a = s3d.ops.avg_pool3d(x, 2, 2)
+    s = torch.nn.functional.avg_pool3d(vol, 2, 2) * 8
+    n = torch.nn.functional.avg_pool3d(occ, 2, 2) * 8
+    ref_avg = (s / n.clamp_min(1))[c[:, 0], :, c[:, 1], c[:, 2], c[:, 3]]
+    assert torch.allclose(a.feats, ref_avg)
+    assert torch.equal(a.coords, y.coords) and y.stride == 2
+    # every coarse voxel holding an input voxel is there, and nothing else
+    assert int((torch.nn.functional.max_pool3d(occ, 2, 2) > 0).sum()) == len(y)
+
+
+def test_pool_gradients_flow():
+    x = random_sparse(40, 6, 2, seed=1)
+    f = x.feats.clone().requires_grad_(True)
+    s3d.ops.max_pool3d(x.replace(f)).feats.sum().backward()
+    # each output's max comes from exactly one input per channel
+    assert f.grad.sum().item() == 2 * len(s3d.ops.max_pool3d(x))
+
+
+def test_global_pool_per_batch_item():
+    x = random_sparse(100, 8, 2, batch_size=3, seed=2)
+    b = x.coords[:, 0].long()
+    for mode, fn in (("mean", lambda t: t.mean(0)), ("max", lambda t: t.max(0).values), ("sum", lambda t: t.sum(0))):
+        out = s3d.ops.global_pool(x, mode)
+        for i in range(3):
+            assert torch.allclose(out[i], fn(x.feats[b == i]))
+    with pytest.raises(ValueError, match="mode"):
+        s3d.ops.global_pool(x, "median")
+
+
+def test_prune():
+    x = random_sparse(50, 8, 2, seed=3)
+    keep = x.feats[:, 0] > 0
+    y = s3d.nn.Prune()(x, keep)
+    assert torch.equal(y.coords, x.coords[keep]) and torch.equal(y.feats, x.feats[keep])
+    assert y.manager is x.manager
+    with pytest.raises(ValueError, match="bool"):
+        s3d.ops.prune(x, keep.float())
+
+
+def test_add_and_cat_over_different_coordinates():
+    a = s3d.SparseTensor(torch.tensor([[0, 0, 0, 0], [0, 1, 0, 0]], dtype=torch.int32), torch.tensor([[1.0], [2.0]]))
+    b = s3d.SparseTensor(torch.tensor([[0, 1, 0, 0], [0, 2, 0, 0]], dtype=torch.int32), torch.tensor([[10.0], [20.0]]))
+    s = s3d.ops.add(a, b)
+    assert s.coords[:, 1].tolist() == [0, 1, 2] and s.feats[:, 0].tolist() == [1.0, 12.0, 20.0]
+    c = s3d.ops.cat(a, b)
+    assert c.feats.tolist() == [[1.0, 0.0], [2.0, 10.0], [0.0, 20.0]]
+    feats, found = s3d.ops.align(a, b)
+    assert found.tolist() == [True, False] and feats[:, 0].tolist() == [2.0, 0.0]
+    with pytest.raises(ValueError, match="stride"):
+        s3d.ops.add(a, s3d.SparseTensor(b.coords, b.feats, stride=2))
+
+
+def test_cat_same_coordinates_is_channel_concat():
+    x = random_sparse(20, 5, 2, seed=4)
+    y = s3d.ops.cat(x, x.replace(x.feats * 2))
+    assert y.key == x.key and torch.equal(y.feats[:, 2:], 2 * x.feats)
