@@ -5,6 +5,7 @@
 void init_hash(pybind11::module_& m);
 void init_kmap(pybind11::module_& m);
 void init_conv(pybind11::module_& m);
+void init_fusion(pybind11::module_& m);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "sparse3d native kernels (C++/OpenMP; CUDA when built with it)";
@@ -19,4 +20,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   init_kmap(kmap);
   auto conv = m.def_submodule("conv", "gather-GEMM-scatter sparse convolution");
   init_conv(conv);
+  auto fusion = m.def_submodule("fusion", "TSDF fusion of RGB-D frames into sparse voxel blocks");
+  init_fusion(fusion);
 }

@@ -1,1 +1,50 @@
-"""Offline preprocessing of ScanNet-style scans: readers, fusion, voxelization, chunks."""
+"""Offline preprocessing of ScanNet-style scans: readers, fusion, voxelization, chunks.
+
+Main entry points (see docs/data_tools.md and docs/dataset_format.md)::
+
+    data_tools.generate_scenes(out_root, n_scenes, seed=0, n_frames=100)   # synthetic ScanNet-layout rooms
+    data_tools.preprocess(root, out, CropConfig(...), workers=1)          # crops + manifest.json
+    data_tools.load_crop(path) -> dict of numpy arrays
+    data_tools.load_manifest(out) -> dict
+
+Submodules import lazily so that `import data_tools` stays cheap.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from typing import Any, Dict
+
+_LAZY = {
+    "generate_scenes": ("data_tools.synthetic.writer", "generate_scenes"),
+    "generate_scene": ("data_tools.synthetic.writer", "generate_scene"),
+    "preprocess": ("data_tools.pipeline", "preprocess"),
+    "CropConfig": ("data_tools.scene_crops", "CropConfig"),
+    "load_crop": ("data_tools.chunks", "load_crop"),
+    "TSDFFusion": ("data_tools.fusion", "TSDFFusion"),
+    "fuse_frames": ("data_tools.fusion", "fuse_frames"),
+    "marching_cubes": ("data_tools.fusion", "marching_cubes"),
+    "SensReader": ("data_tools.scannet.sens", "SensReader"),
+    "RGBDFolder": ("data_tools.scannet.rgbd_folder", "RGBDFolder"),
+    "ScanNetScene": ("data_tools.scannet.scene", "ScanNetScene"),
+}
+
+__all__ = sorted(list(_LAZY) + ["load_manifest"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        mod, attr = _LAZY[name]
+        return getattr(importlib.import_module(mod), attr)
+    raise AttributeError(f"module 'data_tools' has no attribute {name!r}")
+
+
+def load_manifest(dataset_root) -> Dict[str, Any]:
+    """The dataset's manifest.json as a dict (see data_tools.chunks for its fields)."""
+    p = os.path.join(os.fspath(dataset_root), "manifest.json")
+    with open(p) as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{p}: not valid JSON: {e}") from e

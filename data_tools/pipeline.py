@@ -1,0 +1,234 @@
+"""`preprocess(root, out)`: ScanNet root / scene folder / RGB-D folder(s) in, crop dataset out.
+
+Resumable: a scene is done when `<out>/<scene>/_scene.json` exists with the same parameters;
+done scenes are skipped. Every file is written atomically. A scene that fails (corrupt or
+truncated file) is reported by file and frame, the others go on, and the summary lists the
+failures (`preprocess` returns it; the CLI exits non-zero). See `data_tools.chunks` for the
+format of the output.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import glob
+import json
+import multiprocessing as mp
+import os
+import time
+import traceback
+import zlib
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+from .chunks import FORMAT_VERSION
+from .io_utils import atomic_write_json
+from .scene_crops import CropConfig, SceneError, process_scene
+
+PathLike = Union[str, os.PathLike]
+
+
+@dataclass
+class SceneSource:
+    """One scene to process: kind is 'scannet' (folder with <id>.sens) or 'rgbd' (RGB-D folder)."""
+
+    scene_id: str
+    path: str
+    kind: str
+
+
+def _is_rgbd(d: str) -> bool:
+    return os.path.isfile(os.path.join(d, "camera-intrinsics.txt")) or os.path.isfile(
+        os.path.join(d, "intrinsic", "intrinsic_depth.txt"))
+
+
+def discover(root: PathLike) -> List[SceneSource]:
+    """Scenes under `root`: a ScanNet root (scene folders, optionally under scans/), one scene
+    folder, one RGB-D folder, or a folder of RGB-D folders."""
+    root = os.path.abspath(os.fspath(root))
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"input root not found: {root}")
+    name = os.path.basename(root)
+    if os.path.isfile(os.path.join(root, name + ".sens")):
+        return [SceneSource(name, root, "scannet")]
+    if _is_rgbd(root):
+        return [SceneSource(name, root, "rgbd")]
+    base = os.path.join(root, "scans") if os.path.isdir(os.path.join(root, "scans")) else root
+    out = []
+    for n in sorted(os.listdir(base)):
+        d = os.path.join(base, n)
+        if not os.path.isdir(d):
+            continue
+        if os.path.isfile(os.path.join(d, n + ".sens")):
+            out.append(SceneSource(n, d, "scannet"))
+        elif _is_rgbd(d):
+            out.append(SceneSource(n, d, "rgbd"))
+    if not out:
+        raise ValueError(f"{root}: no scenes found: expected ScanNet scene folders (<id>/<id>.sens) "
+                         f"or RGB-D folders (camera-intrinsics.txt or intrinsic/intrinsic_depth.txt)")
+    return out
+
+
+def read_split_files(split_dir: Optional[PathLike]) -> Dict[str, str]:
+    """scene id -> split from `scannetv2_{train,val,test}.txt` in split_dir (empty if None)."""
+    out: Dict[str, str] = {}
+    if split_dir is None:
+        return out
+    for split in ("train", "val", "test"):
+        p = os.path.join(os.fspath(split_dir), f"scannetv2_{split}.txt")
+        if os.path.isfile(p):
+            with open(p) as f:
+                for line in f:
+                    if line.strip():
+                        out[line.strip()] = split
+    return out
+
+
+def assign_split(scene_id: str, official: Dict[str, str], val_fraction: float, seed: int) -> str:
+    """The official split if listed, else 'val' for a seeded hash fraction of scenes, else 'train'."""
+    if scene_id in official:
+        return official[scene_id]
+    u = zlib.crc32(f"{seed}:{scene_id}".encode()) / 2.0 ** 32
+    return "val" if u < val_fraction else "train"
+
+
+def _load_source(src: SceneSource):
+    """(frames, mesh or None) for a scene source."""
+    if src.kind == "rgbd":
+        from .scannet.rgbd_folder import RGBDFolder
+        return RGBDFolder(src.path), None
+    from .scannet.scene import ScanNetScene
+    sc = ScanNetScene(src.path)
+    mesh = None
+    if sc.has_mesh():
+        m, nyu, _ = sc.labelled_mesh()
+        mesh = (m.vertices, m.faces, nyu)
+    return sc, mesh
+
+
+def _scene_done(out_scene: str, params: Dict) -> bool:
+    p = os.path.join(out_scene, "_scene.json")
+    if not os.path.isfile(p):
+        return False
+    try:
+        with open(p) as f:
+            rec = json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return False
+    return rec.get("params") == params and rec.get("format_version") == FORMAT_VERSION
+
+
+def _run_one(src: SceneSource, out: str, cfg: CropConfig, threads: int) -> Tuple[str, Optional[Dict], Optional[str]]:
+    """Worker: process one scene; returns (scene_id, record or None, error message or None)."""
+    if threads > 0:
+        import torch
+        torch.set_num_threads(threads)
+    out_scene = os.path.join(out, src.scene_id)
+    try:
+        frames, mesh = _load_source(src)
+        # drop stale crops of an interrupted run of this scene
+        for p in glob.glob(os.path.join(out_scene, "crop_*.npz")):
+            os.remove(p)
+        rec = process_scene(frames, src.scene_id, out_scene, cfg, mesh)
+        rec["format_version"] = FORMAT_VERSION
+        rec["source"] = src.path
+        atomic_write_json(os.path.join(out_scene, "_scene.json"), rec)
+        return src.scene_id, rec, None
+    except (SceneError, ValueError, OSError, EOFError) as e:
+        return src.scene_id, None, str(e)
+    except Exception as e:  # noqa: BLE001 - reported, the run goes on
+        return src.scene_id, None, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"
+    finally:
+        close = getattr(locals().get("frames"), "close", None)
+        if close is not None:
+            close()
+
+
+def _worker_init(threads: int) -> None:
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
+def preprocess(root: PathLike, out: PathLike, config: Optional[CropConfig] = None, workers: int = 1,
+               split_dir: Optional[PathLike] = None, val_fraction: float = 0.2, split_seed: int = 0,
+               scenes: Optional[Sequence[str]] = None, progress: bool = True, force: bool = False) -> Dict:
+    """Preprocess every scene under `root` into a crop dataset at `out`; returns the summary.
+
+    config: CropConfig (defaults: 4 cm voxels, 32x32x64 crops); workers: processes (scenes run in
+    parallel, OpenMP threads split between them); split_dir: folder with scannetv2_{train,val,test}.txt;
+    val_fraction/split_seed: hash split for scenes not listed there; scenes: restrict to these ids;
+    force: reprocess done scenes. Summary: {"done": [...], "skipped": [...], "failed": {id: msg},
+    "manifest": path, "seconds": t}. Writes `<out>/manifest.json` (all done scenes).
+    """
+    cfg = config or CropConfig()
+    cfg.validate()
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers: expected an int >= 1, got {workers!r}")
+    t0 = time.time()
+    out = os.path.abspath(os.fspath(out))
+    os.makedirs(out, exist_ok=True)
+    sources = discover(root)
+    if scenes is not None:
+        want = set(scenes)
+        sources = [s for s in sources if s.scene_id in want]
+    params = cfg.to_json()
+    todo, skipped = [], []
+    for s in sources:
+        if not force and _scene_done(os.path.join(out, s.scene_id), params):
+            skipped.append(s.scene_id)
+        else:
+            todo.append(s)
+    failed: Dict[str, str] = {}
+    done: List[str] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(todo), desc="preprocess", unit="scene")
+    ncpu = os.cpu_count() or 1
+    if workers == 1 or len(todo) <= 1:
+        for s in todo:
+            sid, rec, err = _run_one(s, out, cfg, 0)
+            (failed.__setitem__(sid, err) if err else done.append(sid))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"failed={len(failed)}")
+    else:
+        threads = max(1, ncpu // workers)
+        ctx = mp.get_context("spawn")
+        with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as ex:
+            futs = [ex.submit(_run_one, s, out, cfg, threads) for s in todo]
+            for fut in cf.as_completed(futs):
+                sid, rec, err = fut.result()
+                (failed.__setitem__(sid, err) if err else done.append(sid))
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(f"failed={len(failed)}")
+    if bar is not None:
+        bar.close()
+    manifest = write_manifest(out, cfg, split_dir, val_fraction, split_seed, failed)
+    return {"done": sorted(done), "skipped": skipped, "failed": failed, "manifest": manifest,
+            "seconds": round(time.time() - t0, 2)}
+
+
+def write_manifest(out: str, cfg: CropConfig, split_dir: Optional[PathLike], val_fraction: float, split_seed: int,
+                   failed: Dict[str, str]) -> str:
+    """Collect every done scene's `_scene.json` under `out` into `<out>/manifest.json`."""
+    official = read_split_files(split_dir)
+    params = cfg.to_json()
+    scenes: Dict[str, Dict] = {}
+    splits: Dict[str, List[str]] = {"train": [], "val": [], "test": []}
+    for p in sorted(glob.glob(os.path.join(out, "*", "_scene.json"))):
+        with open(p) as f:
+            rec = json.load(f)
+        if rec.get("params") != params:
+            continue
+        sid = rec["scene_id"]
+        split = assign_split(sid, official, val_fraction, split_seed)
+        files = [f"{sid}/{c['file']}" for c in rec["crops"]]
+        splits.setdefault(split, []).extend(files)
+        scenes[sid] = {"split": split, "crops": files, "n_frames": rec["n_frames"],
+                       "n_input_frames": rec["n_input_frames"], "has_labels": rec["has_labels"],
+                       "grid_origin": rec["grid_origin"], "grid_dims": rec["grid_dims"]}
+    man = {"format": "sparse3d.crops", "version": FORMAT_VERSION, "voxel_size": cfg.voxel_size,
+           "trunc_voxels": cfg.trunc_voxels, "crop_size": list(cfg.crop_size), "n_levels": cfg.n_levels,
+           "params": params, "splits": splits, "scenes": scenes, "failed": failed}
+    path = os.path.join(out, "manifest.json")
+    atomic_write_json(path, man)
+    return path

@@ -1,0 +1,124 @@
+"""End to end: synthetic ScanNet scene -> preprocess -> crops; resume; corrupt files; CLI."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from _data_helpers import native_or_skip
+from data_tools import CropConfig, generate_scenes, load_crop, load_manifest, preprocess
+from data_tools.hierarchy import downsample_level
+from data_tools.scene_crops import input_frame_mask
+
+CFG = dict(voxel_size=0.08, trunc_voxels=3.0, crop_size=(16, 16, 32), crop_stride=(16, 16, 32), n_levels=3,
+           drop_prob=0.5, drop_chunk=5, min_target_voxels=50, min_input_voxels=10)
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    native_or_skip()
+    root = tmp_path_factory.mktemp("scannet")
+    generate_scenes(root, 2, seed=1, n_frames=30, width=80, height=60)
+    return root
+
+
+@pytest.fixture(scope="module")
+def dataset(scenes, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ds")
+    s = preprocess(scenes, out, CropConfig(**CFG), progress=False, val_fraction=0.5)
+    assert s["failed"] == {} and s["done"] == ["scene0000_00", "scene0001_00"]
+    return out
+
+
+def test_manifest_and_crop_format(dataset):
+    man = load_manifest(dataset)
+    assert man["format"] == "sparse3d.crops" and man["version"] == 1
+    assert man["crop_size"] == [16, 16, 32] and man["n_levels"] == 3
+    files = [f for fs in man["splits"].values() for f in fs]
+    assert len(files) >= 2 and set(man["scenes"]) == {"scene0000_00", "scene0001_00"}
+    for f in files:
+        c = load_crop(os.path.join(dataset, f))
+        size = tuple(c["crop_size"])
+        assert size == (16, 16, 32) and c["scene_id"] == f.split("/")[0]
+        for k in ("input_coords", "target_coords"):
+            assert c[k].dtype == np.int32 and c[k].shape[1] == 3
+            assert (c[k] >= 0).all() and (c[k] < np.array(size)).all()
+        assert np.abs(c["input_tsdf"]).max() < 3.0 and np.abs(c["target_tsdf"]).max() < 3.0
+        assert c["input_color"].dtype == np.uint8 and (c["input_weight"] > 0).all()
+        assert c["input_known"].shape == size and c["target_known"].dtype == bool
+        # every target voxel was seen; the input sees a subset of what the target sees
+        assert c["target_known"][tuple(c["target_coords"].T)].all()
+        assert c["input_known"][tuple(c["input_coords"].T)].all()
+        assert not (c["input_known"] & ~c["target_known"]).any()
+        assert c["has_labels"] and set(np.unique(c["target_scannet20"])) <= set(range(20)) | {255}
+        for l in (1, 2):
+            ref = downsample_level(c["target_coords"], c["target_tsdf"], c["target_scannet20"], 2 ** l)
+            np.testing.assert_array_equal(c[f"target_coords_l{l}"], ref[0])
+            np.testing.assert_array_equal(c[f"target_tsdf_l{l}"], ref[1])
+            assert (c[f"target_coords_l{l}"] < np.array(size) // 2 ** l).all()
+
+
+def test_target_equals_direct_fusion_and_labels(scenes, dataset):
+    from data_tools.fusion import TSDFFusion
+    from data_tools.scannet import ScanNetScene
+    sc = ScanNetScene(os.path.join(scenes, "scene0000_00"))
+    fu = TSDFFusion(0.08, 3.0, depth_max=5.0, with_color=False)
+    for k in range(len(sc)):
+        d, _, p = sc.frame(k, with_color=False)
+        fu.integrate(d, None, sc.intrinsic, p)
+    g = fu.extract(band_only=True)
+    ref = {tuple(c): t for c, t in zip(g.coords, g.tsdf)}
+    man = load_manifest(dataset)
+    n_floor = n_low = 0
+    for f in man["scenes"]["scene0000_00"]["crops"]:
+        c = load_crop(os.path.join(dataset, f))
+        glob = c["target_coords"] + c["crop_origin"]
+        np.testing.assert_allclose(c["target_tsdf"], [ref[tuple(x)] for x in glob], atol=1e-6)
+        low = glob[:, 2] == 0  # voxels at floor height (z = 0)
+        n_low += low.sum()
+        n_floor += (c["target_nyu40"][low] == 2).sum()
+    assert n_low > 0 and n_floor / n_low > 0.8
+
+
+def test_input_is_a_partial_scan(dataset):
+    rec = json.load(open(os.path.join(dataset, "scene0000_00", "_scene.json")))
+    assert 0 < rec["n_input_frames"] < rec["n_frames"] == 30
+    assert rec["n_input_voxels"] < rec["n_target_voxels"]
+    keep = input_frame_mask(30, 0.5, 0, "scene0000_00", 5)
+    assert keep.sum() == rec["n_input_frames"]
+    assert all(len(set(keep[i:i + 5])) == 1 for i in range(0, 30, 5))  # dropped in runs
+
+
+def test_resume_skips_done_scenes(scenes, dataset):
+    crop = os.path.join(dataset, load_manifest(dataset)["scenes"]["scene0000_00"]["crops"][0])
+    t = os.path.getmtime(crop)
+    s = preprocess(scenes, dataset, CropConfig(**CFG), progress=False, val_fraction=0.5)
+    assert s["done"] == [] and sorted(s["skipped"]) == ["scene0000_00", "scene0001_00"]
+    assert os.path.getmtime(crop) == t
+
+
+def test_corrupt_scene_is_reported_and_run_goes_on(scenes, tmp_path, capsys):
+    from data_tools.cli import main
+    root = tmp_path / "root"
+    shutil.copytree(os.path.join(scenes, "scene0000_00"), root / "scene0000_00")
+    bad = root / "scene0007_00"
+    shutil.copytree(os.path.join(scenes, "scene0001_00"), bad)
+    for p in bad.iterdir():
+        p.rename(bad / p.name.replace("scene0001_00", "scene0007_00"))
+    sens = bad / "scene0007_00.sens"
+    sens.write_bytes(sens.read_bytes()[:sens.stat().st_size // 2])
+    code = main(["preprocess", str(root), str(tmp_path / "out"), "--voxel-size", "0.08", "--crop-size", "16,16,32",
+                 "--min-target-voxels", "50", "--workers", "2", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "scene0007_00.sens: frame" in err and "truncated" in err
+    man = load_manifest(tmp_path / "out")
+    assert list(man["scenes"]) == ["scene0000_00"] and "scene0007_00" in man["failed"]
+
+
+def test_bad_config_raises():
+    with pytest.raises(ValueError, match=r"crop_size: expected positive multiples of 2\*\*\(n_levels-1\) = 4"):
+        CropConfig(crop_size=(30, 32, 32)).validate()
+    with pytest.raises(ValueError, match="drop_prob"):
+        CropConfig(drop_prob=1.0).validate()
