@@ -104,6 +104,9 @@ class CoordinateManager:
         self._parents: Dict[int, int] = {}
         self._derived: Dict[Tuple, int] = {}
         self._kmaps: Dict[Tuple, KernelMap] = {}
+        # Index structures a backend builds from these coordinates (spconv's index pairs), keyed by
+        # (backend name, ...geometry); owned by this manager like the kernel maps, never global.
+        self.backend_cache: Dict[Tuple, object] = {}
 
     # ---- coordinate sets -------------------------------------------------------------
     def insert(self, coords: torch.Tensor, stride: int, check_unique: bool = False) -> int:

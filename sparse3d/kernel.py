@@ -64,3 +64,26 @@ def transposed_dense_to_sparse_weight(weight: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"weight must have shape [C_in, C_out, K, K, K], got {tuple(weight.shape)}")
     c_in, c_out = weight.shape[:2]
     return weight.reshape(c_in, c_out, -1).permute(2, 0, 1).contiguous()
+
+
+def sparse_to_spconv_weight(weight: torch.Tensor) -> torch.Tensor:
+    """Sparse ``[K**3, C_in, C_out]`` -> spconv 2.x weight ``[C_out, K, K, K, C_in]`` (its KRSC layout).
+
+    spconv enumerates kernel offsets in the same C order (x slowest) over the axes of its indices,
+    so this is a pure permute (verified against the torch backend in tests/test_backends.py). The
+    same layout serves spconv's SparseConv3d, SubMConv3d, SparseConvTranspose3d and
+    SparseInverseConv3d (for the inverse conv C_in is the coarse side, as in ours).
+    """
+    if weight.dim() != 3:
+        raise ValueError(f"weight must have shape [K**3, C_in, C_out], got {tuple(weight.shape)}")
+    k = round(weight.shape[0] ** (1 / 3))
+    if k**3 != weight.shape[0]:
+        raise ValueError(f"weight.shape[0] must be a cube K**3, got {weight.shape[0]}")
+    return weight.permute(2, 0, 1).reshape(weight.shape[2], k, k, k, weight.shape[1])
+
+
+def spconv_to_sparse_weight(weight: torch.Tensor) -> torch.Tensor:
+    """spconv 2.x weight ``[C_out, K, K, K, C_in]`` -> sparse ``[K**3, C_in, C_out]``."""
+    if weight.dim() != 5 or not weight.shape[1] == weight.shape[2] == weight.shape[3]:
+        raise ValueError(f"weight must have shape [C_out, K, K, K, C_in], got {tuple(weight.shape)}")
+    return weight.reshape(weight.shape[0], -1, weight.shape[4]).permute(1, 2, 0).contiguous()

@@ -10,21 +10,45 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from sparse3d.coords import KernelMap
+from sparse3d.coords import CoordinateManager, KernelMap
+
+OPS = ("subm_conv", "conv", "conv_transpose", "generative_conv_transpose")
+
+
+def gather_windows(feats: torch.Tensor, nbr: torch.Tensor, fill: float):
+    """Features of every kernel window: feats ``[N_in, C]``, nbr int32 ``[N_out, K]`` ->
+    (windows ``[N_out, K, C]`` with ``fill`` where absent, present bool ``[N_out, K]``)."""
+    nbr = nbr.long()
+    padded = torch.cat([feats, feats.new_full((1, feats.shape[1]), fill)], dim=0)
+    idx = torch.where(nbr >= 0, nbr, torch.full_like(nbr, feats.shape[0]))
+    return padded[idx], nbr >= 0
 
 
 class Backend(ABC):
-    """A sparse-convolution implementation. Stateless; chosen per module by name."""
+    """A sparse-convolution implementation. Stateless; chosen per module by name.
+
+    Backends get the :class:`~sparse3d.coords.CoordinateManager` the kernel map belongs to, so a
+    backend with its own index structures (spconv) can build them from the coordinates and cache
+    them on the manager (``manager.backend_cache``), shared by every layer of the same geometry.
+    """
 
     name: str = "abstract"
 
     @abstractmethod
-    def conv(self, feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, op: str) -> torch.Tensor:
+    def conv(self, feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, op: str,
+             manager: CoordinateManager) -> torch.Tensor:
         """Differentiable sparse conv: feats ``[N_in, C_in]``, weight ``[K, C_in, C_out]`` -> ``[N_out, C_out]``.
 
         ``op`` names the operation ("conv", "subm_conv", "conv_transpose", "generative_conv_transpose")
-        so a backend that cannot run one raises a clear error instead of guessing.
+        so a backend that cannot run one raises a clear error instead of guessing. Output rows follow
+        the coordinates of ``kmap.out_key`` in ``manager``.
         """
+
+    def max_pool(self, feats: torch.Tensor, kmap: KernelMap, manager: CoordinateManager) -> torch.Tensor:
+        """Differentiable max over each window of a (non-transposed) kernel map:
+        feats ``[N_in, C]`` -> ``[N_out, C]``. Default: gather the windows and take the max."""
+        g, _ = gather_windows(feats, kmap.nbr_out, float("-inf"))
+        return g.max(dim=1).values if g.shape[0] else feats.new_zeros((0, feats.shape[1]))
 
     def __repr__(self) -> str:
         return f"<sparse3d backend {self.name!r}>"
@@ -43,7 +67,8 @@ class NeighborTableBackend(Backend):
     @abstractmethod
     def weight_grad(self, feats: torch.Tensor, grad_out: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor: ...
 
-    def conv(self, feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, op: str) -> torch.Tensor:
+    def conv(self, feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, op: str,
+             manager: CoordinateManager) -> torch.Tensor:
         return _NeighborTableConv.apply(feats, weight, kmap.nbr_out, kmap.nbr_in, self)
 
 

@@ -88,9 +88,11 @@ class GenerativeConvTranspose3d(_ConvBase):
 
 
 def set_backend(model: nn.Module, backend: Union[str, Backend, None]) -> nn.Module:
-    """Set the backend of every sparse conv in ``model`` (explicit, per model); returns ``model``."""
+    """Set the backend of every sparse conv and max pool in ``model`` (explicit, per model); returns ``model``."""
+    from sparse3d.nn.pool import MaxPool3d
+
     get_backend(backend)
     for m in model.modules():
-        if isinstance(m, _ConvBase):
+        if isinstance(m, (_ConvBase, MaxPool3d)):
             m.backend = backend
     return model

@@ -2,26 +2,36 @@
 from __future__ import annotations
 
 import torch
+from typing import Union
+
 from torch import nn
 
 from sparse3d import ops
+from sparse3d.backends import Backend, get_backend
 from sparse3d.kernel import check_kernel_args
 from sparse3d.tensor import SparseTensor
 
 
 class MaxPool3d(nn.Module):
-    """Max pooling; feats ``[N, C]`` -> ``[N_out, C]``."""
+    """Max pooling; feats ``[N, C]`` -> ``[N_out, C]``. ``backend`` as for the conv modules."""
+
+    def __init__(self, kernel_size: int = 2, stride: int = 2, dilation: int = 1,
+                 backend: Union[str, Backend, None] = None) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.dilation = check_kernel_args(kernel_size, stride, dilation)
+        get_backend(backend)  # fail early on an unknown name
+        self.backend = backend
+
+    def forward(self, x: SparseTensor) -> SparseTensor:
+        return ops.max_pool3d(x, self.kernel_size, self.stride, self.dilation, self.backend)
+
+
+class AvgPool3d(nn.Module):
+    """Average pooling over active voxels; feats ``[N, C]`` -> ``[N_out, C]``."""
 
     def __init__(self, kernel_size: int = 2, stride: int = 2, dilation: int = 1) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.dilation = check_kernel_args(kernel_size, stride, dilation)
-
-    def forward(self, x: SparseTensor) -> SparseTensor:
-        return ops.max_pool3d(x, self.kernel_size, self.stride, self.dilation)
-
-
-class AvgPool3d(MaxPool3d):
-    """Average pooling over active voxels; feats ``[N, C]`` -> ``[N_out, C]``."""
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         return ops.avg_pool3d(x, self.kernel_size, self.stride, self.dilation)

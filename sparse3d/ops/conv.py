@@ -31,7 +31,7 @@ def _check_weight(x: SparseTensor, weight: torch.Tensor, kernel_size: int, bias:
 
 
 def _apply(x: SparseTensor, weight, bias, kmap, backend, op) -> SparseTensor:
-    feats = get_backend(backend).conv(x.feats, weight, kmap, op)
+    feats = get_backend(backend).conv(x.feats, weight, kmap, op, x.manager)
     if bias is not None:
         feats = feats + bias
     return SparseTensor._make(feats, x.manager, kmap.out_key)

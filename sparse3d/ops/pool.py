@@ -1,31 +1,40 @@
 """Pooling over kernel neighbourhoods and per batch item."""
 from __future__ import annotations
 
+from typing import Union
+
 import torch
 
+from sparse3d.backends import Backend, get_backend
+from sparse3d.backends.base import gather_windows
+from sparse3d.coords import KernelMap
 from sparse3d.kernel import check_kernel_args
 from sparse3d.tensor import SparseTensor
 
 
-def _gather(x: SparseTensor, kernel_size: int, stride: int, dilation: int, fill: float):
+def _window_map(x: SparseTensor, kernel_size: int, stride: int, dilation: int) -> KernelMap:
+    if not isinstance(x, SparseTensor):
+        raise TypeError(f"x must be a SparseTensor, got {type(x).__name__}")
     check_kernel_args(kernel_size, stride, dilation)
     out_key = x.manager.downsample(x.key, kernel_size, stride, dilation)
-    nbr = x.manager.kernel_map(x.key, out_key, kernel_size, stride, dilation).nbr_out.long()  # [N_out, K]
-    padded = torch.cat([x.feats, x.feats.new_full((1, x.num_channels), fill)], dim=0)
-    idx = torch.where(nbr >= 0, nbr, torch.full_like(nbr, len(x)))
-    return padded[idx], nbr >= 0, out_key  # [N_out, K, C], [N_out, K]
+    return x.manager.kernel_map(x.key, out_key, kernel_size, stride, dilation)
 
 
-def max_pool3d(x: SparseTensor, kernel_size: int = 2, stride: int = 2, dilation: int = 1) -> SparseTensor:
-    """Max over the active voxels of each window. feats ``[N, C]`` -> ``[N_out, C]``."""
-    g, _, key = _gather(x, kernel_size, stride, dilation, float("-inf"))
-    out = g.max(dim=1).values if g.shape[0] else x.feats.new_zeros((0, x.num_channels))
-    return SparseTensor._make(out, x.manager, key)
+def max_pool3d(x: SparseTensor, kernel_size: int = 2, stride: int = 2, dilation: int = 1,
+               backend: Union[str, Backend, None] = None) -> SparseTensor:
+    """Max over the active voxels of each window. feats ``[N, C]`` -> ``[N_out, C]``.
+
+    Output coordinates are those of ``conv3d`` with the same kernel_size/stride/dilation."""
+    kmap = _window_map(x, kernel_size, stride, dilation)
+    out = get_backend(backend).max_pool(x.feats, kmap, x.manager)
+    return SparseTensor._make(out, x.manager, kmap.out_key)
 
 
 def avg_pool3d(x: SparseTensor, kernel_size: int = 2, stride: int = 2, dilation: int = 1) -> SparseTensor:
     """Mean over the active voxels of each window (absent voxels are not counted)."""
-    g, present, key = _gather(x, kernel_size, stride, dilation, 0.0)
+    kmap = _window_map(x, kernel_size, stride, dilation)
+    g, present = gather_windows(x.feats, kmap.nbr_out, 0.0)
+    key = kmap.out_key
     count = present.sum(dim=1, keepdim=True).clamp_min(1).to(g.dtype)
     return SparseTensor._make(g.sum(dim=1) / count, x.manager, key)
 
