@@ -89,6 +89,9 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         check_tensor("x", x, 4, "float")
+        if patch_output_size(min(x.shape[2:]), self.n_layers) < 1:
+            raise ValueError(f"x: input of size {tuple(x.shape[2:])} is too small for a PatchDiscriminator "
+                             f"with n_layers={self.n_layers} (use fewer layers or scales)")
         feats = []
         for b in self.blocks:
             x = b(x)
@@ -103,6 +106,15 @@ def patch_receptive_field(n_layers: int = 3) -> int:
     for s in reversed(strides):
         rf = (rf - 1) * s + 4
     return rf
+
+
+def patch_output_size(size: int, n_layers: int = 3) -> int:
+    """Side of the PatchDiscriminator logit map for an input side ``size`` (< 1: too small)."""
+    for s in [2] * n_layers + [1, 1]:
+        if size + 2 < 4:
+            return 0
+        size = (size + 2 - 4) // s + 1
+    return size
 
 
 class MultiScaleDiscriminator(nn.Module):
