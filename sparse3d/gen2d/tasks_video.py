@@ -168,7 +168,9 @@ def run_vid2vid(opts: TaskOptions) -> dict:
     ngf = opts.get("hidden", 32)
     model = Vid2Vid(N_VIDEO_CLASSES, 3, past=2, ngf=ngf, ndf=ngf, n_down=4, n_scales=n_scales,
                     d_layers=d_layers, lambda_fm=lambda_fm,
-                    lambda_flow=float(opts.extra.get("lambda_flow", 10.0)))
+                    lambda_flow=float(opts.extra.get("lambda_flow", 10.0)),
+                    lambda_mask=float(opts.extra.get("lambda_mask", 0.0)),
+                    mask_bias=float(opts.extra.get("mask_bias", -2.0)))
     lr = opts.get("lr", 2e-4)
     og = _adam(model.G.parameters(), lr)
     od = _adam(list(model.D_I.parameters()) + list(model.D_V.parameters()), lr)
@@ -177,7 +179,7 @@ def run_vid2vid(opts: TaskOptions) -> dict:
     def train_epoch(epoch, tick):
         out = []
         for idx in batches(B, bs, opts.seed * 1000 + epoch):
-            batch = {k: tr[k][idx] for k in ("labels", "frames", "flows")}
+            batch = {k: tr[k][idx] for k in ("labels", "frames", "flows", "occlusion")}
             out.append(model.train_step(batch, og, od))
             tick()
         return mean_dicts(out)

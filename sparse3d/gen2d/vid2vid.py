@@ -36,14 +36,16 @@ class SequentialGenerator(nn.Module):
 
     Args:
         label_ch: channels of one source map; img_ch: frame channels; past: L.
-        ngf, n_down: U-Net width and depth; max_flow: flow output is max_flow * tanh(.).
+        ngf, n_down: U-Net width and depth; max_flow: flow output is max_flow * tanh(.);
+        mask_bias: initial bias of the mask logit (negative: start by copying the warped
+        previous frame, sigmoid(-2) = 0.12).
     step(labels [B, L+1, label_ch, H, W] (t-L..t, zeros before the video starts),
          prev [B, L, img_ch, H, W] (outputs t-L..t-1, zeros when missing), first: bool)
         -> dict(frame, hallucinated [B, img_ch, H, W], flow [B, 2, H, W], mask [B, 1, H, W]).
     """
 
     def __init__(self, label_ch: int, img_ch: int = 3, past: int = 2, ngf: int = 32, n_down: int = 4,
-                 max_flow: float = 4.0):
+                 max_flow: float = 4.0, mask_bias: float = -2.0):
         super().__init__()
         check_positive_int("label_ch", label_ch)
         check_positive_int("img_ch", img_ch)
@@ -51,6 +53,8 @@ class SequentialGenerator(nn.Module):
         self.label_ch, self.img_ch, self.past, self.max_flow = label_ch, img_ch, past, max_flow
         in_ch = (past + 1) * label_ch + past * img_ch
         self.net = UNetGenerator(in_ch, img_ch + 3, ngf, n_down, n_dropout=0, final_tanh=False)
+        with torch.no_grad():
+            self.net.ups[-1][-1].bias[img_ch + 2] = mask_bias
 
     def step(self, labels: torch.Tensor, prev: torch.Tensor, first: bool) -> Dict[str, torch.Tensor]:
         check_tensor("labels", labels, 5, "float")
@@ -115,16 +119,20 @@ class Vid2Vid(nn.Module):
     """Generator + D_I + D_V bundle with one training step.
 
     Args: n_classes (label classes), img_ch, past (L), ngf, ndf, n_scales (D_I scales),
-    d_layers (PatchGAN depth), lambda_l1, lambda_flow, lambda_fm.
+    d_layers (PatchGAN depth), lambda_l1, lambda_flow, lambda_fm, lambda_mask (optional
+    BCE between the predicted mask and a known occlusion mask, when the batch has one;
+    0 = the paper's unsupervised mask), mask_bias (see SequentialGenerator).
     """
 
     def __init__(self, n_classes: int, img_ch: int = 3, past: int = 2, ngf: int = 32, ndf: int = 32,
                  n_down: int = 4, n_scales: int = 1, d_layers: int = 3, lambda_l1: float = 100.0,
-                 lambda_flow: float = 10.0, lambda_fm: float = 0.0):
+                 lambda_flow: float = 10.0, lambda_fm: float = 0.0, lambda_mask: float = 0.0,
+                 mask_bias: float = -2.0):
         super().__init__()
         self.n_classes, self.past = n_classes, past
         self.lambda_l1, self.lambda_flow, self.lambda_fm = lambda_l1, lambda_flow, lambda_fm
-        self.G = SequentialGenerator(n_classes, img_ch, past, ngf, n_down)
+        self.lambda_mask = lambda_mask
+        self.G = SequentialGenerator(n_classes, img_ch, past, ngf, n_down, mask_bias=mask_bias)
         self.D_I = make_discriminator(n_classes + img_ch, ndf, d_layers, n_scales)
         self.D_V = make_discriminator((past + 1) * img_ch + 2 * past, ndf, d_layers, 1)
 
@@ -134,7 +142,8 @@ class Vid2Vid(nn.Module):
 
     def train_step(self, batch: Dict[str, torch.Tensor], opt_g: torch.optim.Optimizer,
                    opt_d: torch.optim.Optimizer) -> Dict[str, float]:
-        """batch: "labels" int [B, T, H, W], "frames" [B, T, C, H, W], "flows" [B, T, 2, H, W]."""
+        """batch: "labels" int [B, T, H, W], "frames" [B, T, C, H, W], "flows" [B, T, 2, H, W],
+        optionally "occlusion" [B, T, 1, H, W] (used when lambda_mask > 0)."""
         lab = one_hot_labels(batch["labels"], self.n_classes)
         real, gt_flow = batch["frames"], batch["flows"]
         B, T, C, H, W = real.shape
@@ -162,6 +171,12 @@ class Vid2Vid(nn.Module):
         flow_l = F.l1_loss(pf, gt_flow[:, 1:].reshape(-1, 2, H, W))
         warp_l = F.l1_loss(warp(real[:, :-1].reshape(-1, C, H, W), pf), real[:, 1:].reshape(-1, C, H, W))
         loss_g = g_gan + self.lambda_l1 * l1 + self.lambda_flow * (flow_l + warp_l)
+        mask_l = torch.zeros(())
+        if self.lambda_mask > 0:
+            if "occlusion" not in batch:
+                raise ValueError("batch: lambda_mask > 0 needs an 'occlusion' entry [B, T, 1, H, W]")
+            mask_l = F.binary_cross_entropy(out["masks"][:, 1:].clamp(1e-6, 1 - 1e-6), batch["occlusion"][:, 1:])
+            loss_g = loss_g + self.lambda_mask * mask_l
         fm = torch.zeros(())
         if self.lambda_fm > 0:
             fm = feature_matching_loss(di_fake, discriminate(self.D_I, pair_real)) \
@@ -171,4 +186,4 @@ class Vid2Vid(nn.Module):
         loss_g.backward()
         opt_g.step()
         return {"d": loss_d.item(), "g_gan": g_gan.item(), "l1": l1.item(), "flow": flow_l.item(),
-                "warp": warp_l.item(), "fm": fm.item()}
+                "warp": warp_l.item(), "mask": mask_l.item(), "fm": fm.item()}
