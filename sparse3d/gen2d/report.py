@@ -86,7 +86,17 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--minutes-scale", type=float, default=1.0, help="multiply every time budget")
+    p.add_argument("--tables-only", action="store_true",
+                   help="print the markdown tables of the stored JSON results, train nothing")
     args = p.parse_args(argv)
+    if args.tables_only:
+        for g in args.groups:
+            path = os.path.join(args.results, f"gen2d_{g}.json")
+            if os.path.isfile(path):
+                with open(path) as f:
+                    meta = json.load(f)
+                print(f"### {g}\n\n`{meta['command']}`\n\n{table(g, meta['results'])}\n")
+        return 0
     torch.set_num_threads(args.threads)
     for g in args.groups:
         rows = []
