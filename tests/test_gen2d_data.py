@@ -70,3 +70,5 @@ def test_moving_shapes_outputs():
     assert all(torch.equal(v[k], w[k]) for k in v)
     with pytest.raises(ValueError, match="pan_speed"):
         data.moving_shapes(1, pan_speed=-1)
+    with pytest.raises(ValueError, match="size"):
+        data.moving_shapes(1, size=8)

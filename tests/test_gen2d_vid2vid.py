@@ -84,3 +84,18 @@ def test_train_steps_reduce_flow_and_l1():
     assert last["l1"] < 0.8 * first["l1"]
     assert last["flow"] < first["flow"]
     assert all(torch.isfinite(torch.tensor(list(last.values()))))
+
+
+def test_mask_bias_and_mask_loss_option():
+    torch.manual_seed(0)
+    G = SequentialGenerator(4, 3, past=2, ngf=4, n_down=2, mask_bias=-2.0)
+    assert G.net.ups[-1][-1].bias[5].item() == -2.0
+    v = moving_shapes(2, frames=3, size=16, seed=0)
+    m = Vid2Vid(4, ngf=4, ndf=4, n_down=2, d_layers=1, lambda_mask=1.0)
+    og = torch.optim.Adam(m.G.parameters(), 1e-3)
+    od = torch.optim.Adam(list(m.D_I.parameters()) + list(m.D_V.parameters()), 1e-3)
+    batch = {k: v[k] for k in ("labels", "frames", "flows")}
+    with pytest.raises(ValueError, match="occlusion"):
+        m.train_step(batch, og, od)
+    batch["occlusion"] = v["occlusion"]
+    assert m.train_step(batch, og, od)["mask"] > 0

@@ -33,6 +33,9 @@ def register_train(train_subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--n-scales", type=int, default=1, help="pix2pixHD multi-scale discriminators")
     p.add_argument("--feature-matching", type=float, default=0.0, help="pix2pixHD feature matching weight")
+    p.add_argument("--lambda-flow", type=float, default=None, help="vid2vid flow + warp loss weight (30)")
+    p.add_argument("--lambda-mask", type=float, default=None,
+                   help="vid2vid occlusion-mask loss weight (3; 0 = unsupervised mask as in the paper)")
     p.add_argument("--unconditional", action="store_true", help="WaveNet without global conditioning")
     p.set_defaults(func=_main)
 
@@ -44,6 +47,9 @@ def _main(args: argparse.Namespace) -> int:
     if args.n_scales < 1:
         raise ValueError(f"--n-scales: expected >= 1, got {args.n_scales}")
     extra = {"n_scales": args.n_scales, "lambda_fm": args.feature_matching}
+    for k in ("lambda_flow", "lambda_mask"):
+        if getattr(args, k) is not None:
+            extra[k] = getattr(args, k)
     if args.unconditional:
         extra["conditional"] = False
     opts = TaskOptions(out_dir=args.out or f"runs/gen2d/{args.model}", levels=args.levels, epochs=args.epochs,

@@ -138,6 +138,8 @@ def moving_shapes(n: int, frames: int = 6, size: int = 32, n_shapes: int = 2, ma
         check_positive_int(name, v)
     if isinstance(pan_speed, bool) or not isinstance(pan_speed, int) or pan_speed < 0:
         raise ValueError(f"pan_speed: expected an int >= 0, got {pan_speed!r}")
+    if size < 14:
+        raise ValueError(f"size: expected >= 14 (shapes have radius up to 6), got {size}")
     import skimage.data as sd
 
     grass = np.asarray(sd.grass(), dtype=np.float64) / 255.0

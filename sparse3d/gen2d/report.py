@@ -32,6 +32,7 @@ GROUPS: Dict[str, List[tuple]] = {
                                                "extra": {"conditional": False}})],
     # same wall-clock budget for both, early stopping effectively off so both use it
     "video": [("pix2pix_video", "pix2pix_video", {"max_minutes": 6.0, "patience": 1000}),
+              ("pix2pix_video_lr1e-3", "pix2pix_video", {"max_minutes": 6.0, "patience": 1000, "lr": 1e-3}),
               ("vid2vid", "vid2vid", {"max_minutes": 6.0, "patience": 1000})],
     "pix2pix": [("pix2pix", "pix2pix", {"max_minutes": 3.0, "patience": 1000}),
                 ("pix2pixhd_options", "pix2pix", {"max_minutes": 3.0, "patience": 1000,

@@ -151,7 +151,7 @@ def run_pix2pix_video(opts: TaskOptions) -> dict:
             rows += [_label_rgb(te["labels"][k]), (te["frames"][k] + 1) / 2, (out[k] + 1) / 2]
         _save_video_grid(rows, os.path.join(opts.out_dir, "samples.png"),
                          "pix2pix per frame: labels / real / generated (2 videos)")
-    return {"task": "pix2pix_video", "data": "moving_shapes", "test_l1": m["l1"], "test_warp_error": m["warp_error"],
+    return {"task": "pix2pix_video", "data": "moving_shapes", "lr": lr, "test_l1": m["l1"], "test_warp_error": m["warp_error"],
             "test_l1_dropout": md["l1"], "test_warp_error_dropout": md["warp_error"],
             "gt_warp_error": video_metrics(te["frames"], te)["warp_error"],
             "epochs_run": len(hist["val"]), "best_epoch": hist["best_epoch"], "train_time_s": hist["elapsed_s"],
@@ -168,10 +168,10 @@ def run_vid2vid(opts: TaskOptions) -> dict:
     ngf = opts.get("hidden", 32)
     model = Vid2Vid(N_VIDEO_CLASSES, 3, past=2, ngf=ngf, ndf=ngf, n_down=4, n_scales=n_scales,
                     d_layers=d_layers, lambda_fm=lambda_fm,
-                    lambda_flow=float(opts.extra.get("lambda_flow", 10.0)),
-                    lambda_mask=float(opts.extra.get("lambda_mask", 0.0)),
+                    lambda_flow=float(opts.extra.get("lambda_flow", 30.0)),
+                    lambda_mask=float(opts.extra.get("lambda_mask", 3.0)),
                     mask_bias=float(opts.extra.get("mask_bias", -2.0)))
-    lr = opts.get("lr", 2e-4)
+    lr = opts.get("lr", 1e-3)
     og = _adam(model.G.parameters(), lr)
     od = _adam(list(model.D_I.parameters()) + list(model.D_V.parameters()), lr)
     bs = opts.get("batch_size", 8)
@@ -203,7 +203,8 @@ def run_vid2vid(opts: TaskOptions) -> dict:
                      g["masks"][k].expand(-1, 3, -1, -1), mag.clamp(0, 1).expand(-1, 3, -1, -1)]
         _save_video_grid(rows, os.path.join(opts.out_dir, "samples.png"),
                          "vid2vid: labels / real / generated / mask / |flow| (2 videos)")
-    return {"task": "vid2vid", "data": "moving_shapes", "test_l1": m["l1"], "test_warp_error": m["warp_error"],
+    return {"task": "vid2vid", "data": "moving_shapes", "lr": lr, "lambda_flow": model.lambda_flow,
+            "lambda_mask": model.lambda_mask, "test_l1": m["l1"], "test_warp_error": m["warp_error"],
             "test_flow_epe": flow_epe, "mean_mask": float(g["masks"][:, 1:].mean()),
             "gt_warp_error": video_metrics(te["frames"], te)["warp_error"],
             "epochs_run": len(hist["val"]), "best_epoch": hist["best_epoch"], "train_time_s": hist["elapsed_s"],
