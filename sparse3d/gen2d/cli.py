@@ -1,0 +1,70 @@
+"""``sparse3d train gen2d <model> [options]``: train one gen2d model on built-in data.
+
+Writes to --out: last.pt (resume with --resume), best.pt, loss.png, samples.png,
+results.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+from .tasks import MODELS
+
+
+def register_train(train_subparsers) -> None:
+    """Add the ``gen2d`` task to the ``sparse3d train`` sub-parsers."""
+    p = train_subparsers.add_parser("gen2d", help="dense 2D/video generative models on built-in data",
+                                    description="Train a gen2d model on built-in data (digits, tones, "
+                                                "scikit-image crops, moving-shapes videos).")
+    p.add_argument("model", choices=MODELS)
+    p.add_argument("--out", default=None, help="output folder (default runs/gen2d/<model>)")
+    p.add_argument("--levels", type=int, default=2, choices=(2, 17), help="digit levels (digit models)")
+    p.add_argument("--epochs", type=int, default=None, help="maximum epochs")
+    p.add_argument("--patience", type=int, default=None, help="early stopping patience (epochs)")
+    p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--hidden", type=int, default=None, help="channels of the model")
+    p.add_argument("--layers", type=int, default=None, help="layers (WaveNet: dilation stacks)")
+    p.add_argument("--n-train", type=int, default=None, help="training set size (synthetic data)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.add_argument("--no-samples", action="store_true", help="skip sampling")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--n-scales", type=int, default=1, help="pix2pixHD multi-scale discriminators")
+    p.add_argument("--feature-matching", type=float, default=0.0, help="pix2pixHD feature matching weight")
+    p.add_argument("--lambda-flow", type=float, default=None, help="vid2vid flow + warp loss weight (30)")
+    p.add_argument("--lambda-mask", type=float, default=None,
+                   help="vid2vid occlusion-mask loss weight (3; 0 = unsupervised mask as in the paper)")
+    p.add_argument("--unconditional", action="store_true", help="WaveNet without global conditioning")
+    p.set_defaults(func=_main)
+
+
+def _main(args: argparse.Namespace) -> int:
+    from .options import TaskOptions
+    from .tasks import run_task
+
+    if args.n_scales < 1:
+        raise ValueError(f"--n-scales: expected >= 1, got {args.n_scales}")
+    extra = {"n_scales": args.n_scales, "lambda_fm": args.feature_matching}
+    for k in ("lambda_flow", "lambda_mask"):
+        if getattr(args, k) is not None:
+            extra[k] = getattr(args, k)
+    if args.unconditional:
+        extra["conditional"] = False
+    opts = TaskOptions(out_dir=args.out or f"runs/gen2d/{args.model}", levels=args.levels, epochs=args.epochs,
+                       patience=args.patience, max_minutes=args.max_minutes, batch_size=args.batch_size,
+                       lr=args.lr, hidden=args.hidden, layers=args.layers, n_train=args.n_train, seed=args.seed,
+                       resume=args.resume, progress=not args.quiet, samples=not args.no_samples, extra=extra)
+    res = run_task(args.model, opts)
+    print(json.dumps(res, indent=2))
+    return 0
+
+
+def main(argv=None) -> int:
+    """Stand-alone entry, same options: ``python -m sparse3d.gen2d <model> [options]``."""
+    parser = argparse.ArgumentParser(prog="python -m sparse3d.gen2d")
+    sub = parser.add_subparsers(dest="task", required=True)
+    register_train(sub)
+    args = parser.parse_args(["gen2d"] + list(argv if argv is not None else __import__("sys").argv[1:]))
+    return int(args.func(args) or 0)
