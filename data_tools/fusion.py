@@ -1,0 +1,171 @@
+"""TSDF fusion of RGB-D frames into a sparse voxel grid (native kernel `sparse3d._C.fusion`).
+
+Conventions: voxel (i, j, k) samples the world point (i, j, k) * voxel_size (metres), as
+Open3D's VoxelBlockGrid does. `trunc_voxels` is the truncation in voxels. Values returned
+by `TSDFFusion.extract` are in *voxel units*: tsdf in [-trunc_voxels, trunc_voxels]
+(positive in front of the surface), weight = number of frames that updated the voxel,
+color RGB float in [0, 255]. Fusion follows Open3D's integrate kernel exactly (projective
+sdf = depth - z, pixel = (int(u), int(v)), running mean); see csrc/fusion/fusion.h.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+
+def _native():
+    try:
+        from sparse3d import _C
+    except ImportError as e:
+        raise ImportError("sparse3d._C is not built: run `python setup.py build_ext --inplace` "
+                          "(or scripts/setup.sh) to build the native fusion kernel") from e
+    if not hasattr(_C, "fusion"):
+        raise ImportError("sparse3d._C was built without the fusion submodule (csrc/fusion)")
+    return _C.fusion
+
+
+@dataclass
+class FusedGrid:
+    """Sparse fused voxels. coords int32 [N,3]; tsdf float32 [N] (voxel units); weight float32 [N];
+    color uint8 [N,3] or None; voxel_size metres; trunc_voxels."""
+
+    coords: np.ndarray
+    tsdf: np.ndarray
+    weight: np.ndarray
+    color: Optional[np.ndarray]
+    voxel_size: float
+    trunc_voxels: float
+
+    def __len__(self) -> int:
+        return len(self.coords)
+
+    def to_sparse_tensor(self, batch_index: int = 0):
+        """sparse3d.SparseTensor with feats [N, 5] = (tsdf, weight, r, g, b) (color 0 if absent)."""
+        from .sparse import to_sparse_tensor
+        col = self.color.astype(np.float32) if self.color is not None else np.zeros((len(self), 3), np.float32)
+        feats = np.concatenate([self.tsdf[:, None], self.weight[:, None], col], 1)
+        return to_sparse_tensor(self.coords, feats, batch_index)
+
+
+def _f64(a: np.ndarray, shape: Tuple[int, ...], name: str) -> torch.Tensor:
+    a = np.asarray(a, np.float64)
+    if a.shape != shape:
+        raise ValueError(f"{name}: expected shape {list(shape)}, got {list(a.shape)}")
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+class TSDFFusion:
+    """Incremental TSDF fusion.
+
+    voxel_size: metres (> 0); trunc_voxels: truncation in voxels (> 0); block_res: voxels per
+    block edge; depth_max: depths beyond it (metres) are ignored; with_color: fuse RGB.
+    """
+
+    def __init__(self, voxel_size: float, trunc_voxels: float = 4.0, block_res: int = 8, depth_max: float = 5.0,
+                 with_color: bool = True):
+        if not voxel_size > 0:
+            raise ValueError(f"voxel_size: expected > 0 metres, got {voxel_size}")
+        if not trunc_voxels > 0:
+            raise ValueError(f"trunc_voxels: expected > 0, got {trunc_voxels}")
+        if not depth_max > 0:
+            raise ValueError(f"depth_max: expected > 0 metres, got {depth_max}")
+        self.voxel_size, self.trunc_voxels, self.depth_max = float(voxel_size), float(trunc_voxels), float(depth_max)
+        self.with_color = with_color
+        self._vol = _native().TSDFVolume(self.voxel_size, self.trunc_voxels, int(block_res), bool(with_color))
+        self.n_frames = 0
+
+    def integrate(self, depth: np.ndarray, color: Optional[np.ndarray], intrinsic: np.ndarray,
+                  camera_to_world: np.ndarray) -> int:
+        """Fuse one frame: depth float32 [H,W] metres (0 = invalid); color uint8 [H,W,3] or None;
+        intrinsic [3,3]; camera_to_world [4,4]. Returns the number of blocks it touched."""
+        d = np.asarray(depth)
+        if d.ndim != 2:
+            raise ValueError(f"depth: expected [H,W], got {list(d.shape)}")
+        dt = torch.from_numpy(np.ascontiguousarray(d, np.float32))
+        if color is not None and self.with_color:
+            c = np.asarray(color)
+            if c.shape != d.shape + (3,) or c.dtype != np.uint8:
+                raise ValueError(f"color: expected uint8 {list(d.shape) + [3]}, got {c.dtype} {list(c.shape)}")
+            ct = torch.from_numpy(np.ascontiguousarray(c))
+        else:
+            ct = torch.empty(0, dtype=torch.uint8)
+        pose = np.asarray(camera_to_world, np.float64)
+        if pose.shape != (4, 4):
+            raise ValueError(f"camera_to_world: expected [4,4], got {list(pose.shape)}")
+        if not np.all(np.isfinite(pose)):
+            raise ValueError("camera_to_world: expected finite values (frames with invalid poses must be skipped)")
+        n = self._vol.integrate(dt, ct, _f64(np.asarray(intrinsic)[:3, :3], (3, 3), "intrinsic"),
+                                torch.from_numpy(np.ascontiguousarray(pose)), self.depth_max)
+        self.n_frames += 1
+        return int(n)
+
+    @property
+    def num_blocks(self) -> int:
+        return int(self._vol.num_blocks)
+
+    def extract(self, min_weight: float = 0.0, band_only: bool = False) -> FusedGrid:
+        """Observed voxels (weight > 0 and >= min_weight); band_only keeps |tsdf| < trunc."""
+        coords, tsdf, weight, color = self._vol.extract(float(min_weight), 0.999999 if band_only else 1.0)
+        col = np.clip(np.round(color.numpy()), 0, 255).astype(np.uint8) if self.with_color else None
+        return FusedGrid(coords.numpy(), tsdf.numpy() * np.float32(self.trunc_voxels), weight.numpy(), col,
+                         self.voxel_size, self.trunc_voxels)
+
+
+def fuse_frames(frames, indices: Optional[Sequence[int]] = None, voxel_size: float = 0.04,
+                trunc_voxels: float = 4.0, depth_max: float = 5.0, with_color: bool = True,
+                on_error=None) -> FusedGrid:
+    """Fuse frames of a frame source (`RGBDFolder`, `ScanNetScene`: `.intrinsic`, `frame(k)`, `len`).
+
+    indices: positions to fuse (default all). on_error(k, exc): called for a frame that fails
+    to read (then it is skipped); default re-raises.
+    """
+    fusion = TSDFFusion(voxel_size, trunc_voxels, depth_max=depth_max, with_color=with_color)
+    K = np.asarray(frames.intrinsic)
+    for k in (range(len(frames)) if indices is None else indices):
+        try:
+            depth, color, pose = frames.frame(int(k), with_color=with_color)
+        except Exception as e:  # noqa: BLE001 - reported through on_error
+            if on_error is None:
+                raise
+            on_error(int(k), e)
+            continue
+        if not np.all(np.isfinite(pose)):
+            continue
+        fusion.integrate(depth, color, K, pose)
+    return fusion.extract()
+
+
+def marching_cubes(coords: np.ndarray, tsdf: np.ndarray, voxel_size: float,
+                   weight: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Zero level set of a sparse TSDF with scikit-image's marching cubes.
+
+    coords int [N,3]; tsdf float [N] (any unit, positive outside); weight [N] (voxels with
+    weight <= 0 are unobserved). Returns (vertices float32 [V,3] metres, faces int32 [F,3]).
+    Cubes with an unobserved corner produce no triangles.
+    """
+    from skimage.measure import marching_cubes as sk_mc
+    coords = np.asarray(coords)
+    if coords.ndim != 2 or coords.shape[1] != 3:
+        raise ValueError(f"coords: expected [N,3], got {list(coords.shape)}")
+    if len(coords) == 0:
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32)
+    lo = coords.min(0) - 1
+    shape = tuple(coords.max(0) - lo + 2)
+    vol = np.full(shape, 1.0, np.float32)
+    mask = np.zeros(shape, bool)
+    idx = tuple((coords - lo).T)
+    vol[idx] = tsdf
+    mask[idx] = True if weight is None else np.asarray(weight) > 0
+    if not (vol[mask] < 0).any() or not (vol[mask] > 0).any():
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32)
+    # a cube is valid only if all 8 corners are observed: erode the mask to the cube grid
+    valid = mask[:-1, :-1, :-1] & mask[1:, :-1, :-1] & mask[:-1, 1:, :-1] & mask[:-1, :-1, 1:] \
+        & mask[1:, 1:, :-1] & mask[1:, :-1, 1:] & mask[:-1, 1:, 1:] & mask[1:, 1:, 1:]
+    cube_mask = np.zeros(shape, bool)
+    cube_mask[:-1, :-1, :-1] = valid
+    verts, faces, _, _ = sk_mc(vol, level=0.0, mask=cube_mask, allow_degenerate=False)
+    verts = (verts + lo) * voxel_size
+    return verts.astype(np.float32), faces.astype(np.int32)

@@ -1,0 +1,191 @@
+"""Binary PLY meshes as ScanNet writes them (`*_vh_clean_2.ply`, `*_vh_clean_2.labels.ply`).
+
+ScanNet layout (binary_little_endian 1.0, +Z up, metres)::
+
+    element vertex N
+    property float x / y / z
+    property uchar red / green / blue / alpha
+    [property ushort label]                      (labels.ply only: nyu40 id, 0 = unannotated)
+    element face M
+    property list uchar int vertex_indices        (triangles)
+
+`read_ply` reads any binary little/big endian PLY whose vertex properties are scalars and
+whose face element is one list property; `write_ply` writes the ScanNet layout.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Dict, Optional, Union
+
+import numpy as np
+
+from ..io_utils import atomic_open
+
+PathLike = Union[str, os.PathLike]
+
+_PLY_TYPES = {
+    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
+    "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
+    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
+}
+
+
+class PlyFormatError(ValueError):
+    """A PLY file is corrupt, truncated or not in a supported layout; names the file."""
+
+
+@dataclass
+class PlyMesh:
+    """vertices float32 [N,3]; faces int32 [M,3]; colors uint8 [N,4] (RGBA) or None;
+    labels uint16 [N] or None; extra: other per-vertex properties by name."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    colors: Optional[np.ndarray] = None
+    labels: Optional[np.ndarray] = None
+    extra: Optional[Dict[str, np.ndarray]] = None
+
+
+def read_ply(path: PathLike) -> PlyMesh:
+    """Read a binary PLY mesh (ScanNet layout or compatible)."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    end = data.find(b"end_header")
+    if not data.startswith(b"ply") or end < 0:
+        raise PlyFormatError(f"{path}: not a PLY file (missing 'ply' magic or 'end_header')")
+    nl = data.find(b"\n", end)
+    header = data[:end].decode("ascii", errors="replace").splitlines()
+    body = memoryview(data)[nl + 1:]
+    fmt = None
+    elements = []  # (name, count, [(prop, dtype) or ('list', count_t, item_t, name)])
+    for line in header:
+        tok = line.split()
+        if not tok:
+            continue
+        if tok[0] == "format":
+            fmt = tok[1]
+        elif tok[0] == "element":
+            elements.append((tok[1], int(tok[2]), []))
+        elif tok[0] == "property":
+            if not elements:
+                raise PlyFormatError(f"{path}: property before any element")
+            if tok[1] == "list":
+                elements[-1][2].append(("list", _PLY_TYPES[tok[2]], _PLY_TYPES[tok[3]], tok[4]))
+            else:
+                if tok[1] not in _PLY_TYPES:
+                    raise PlyFormatError(f"{path}: unknown property type {tok[1]!r}")
+                elements[-1][2].append((tok[2], _PLY_TYPES[tok[1]]))
+    if fmt not in ("binary_little_endian", "binary_big_endian"):
+        raise PlyFormatError(f"{path}: expected a binary PLY, got format {fmt!r} (use trimesh for ascii)")
+    bo = "<" if fmt == "binary_little_endian" else ">"
+    pos = 0
+    out: Dict[str, np.ndarray] = {}
+    faces = np.zeros((0, 3), np.int32)
+    for name, count, props in elements:
+        if any(p[0] == "list" for p in props):
+            if len(props) != 1:
+                raise PlyFormatError(f"{path}: element {name!r}: only a single list property is supported")
+            _, ct, it, _pname = props[0]
+            ct_size, it_size = np.dtype(ct).itemsize, np.dtype(it).itemsize
+            # fast path: every list has 3 entries
+            rec = np.dtype([("n", bo + ct), ("v", bo + it, (3,))])
+            need = count * rec.itemsize
+            if len(body) - pos >= need and count > 0:
+                arr = np.frombuffer(body[pos:pos + need], rec)
+                if np.all(arr["n"] == 3):
+                    if name == "face":
+                        faces = arr["v"].astype(np.int32)
+                    pos += need
+                    continue
+            lists = []
+            for k in range(count):
+                if pos + ct_size > len(body):
+                    raise PlyFormatError(f"{path}: truncated in element {name!r} item {k}")
+                n = int(np.frombuffer(body[pos:pos + ct_size], bo + ct)[0])
+                pos += ct_size
+                if pos + n * it_size > len(body):
+                    raise PlyFormatError(f"{path}: truncated in element {name!r} item {k}")
+                lists.append(np.frombuffer(body[pos:pos + n * it_size], bo + it))
+                pos += n * it_size
+            if name == "face":
+                tris = []
+                for l in lists:  # fan-triangulate polygons
+                    for j in range(1, len(l) - 1):
+                        tris.append((l[0], l[j], l[j + 1]))
+                faces = np.asarray(tris, np.int32).reshape(-1, 3)
+        else:
+            dt = np.dtype([(p[0], bo + p[1]) for p in props])
+            need = count * dt.itemsize
+            if len(body) - pos < need:
+                raise PlyFormatError(f"{path}: truncated in element {name!r}: expected {need} bytes, "
+                                     f"got {len(body) - pos}")
+            arr = np.frombuffer(body[pos:pos + need], dt)
+            pos += need
+            if name == "vertex":
+                for p in props:
+                    out[p[0]] = arr[p[0]].astype(np.dtype(p[1]).newbyteorder("="))
+    for k in ("x", "y", "z"):
+        if k not in out:
+            raise PlyFormatError(f"{path}: vertex element lacks property {k!r}")
+    verts = np.stack([out.pop("x"), out.pop("y"), out.pop("z")], 1).astype(np.float32)
+    colors = None
+    if all(k in out for k in ("red", "green", "blue")):
+        a = out.pop("alpha") if "alpha" in out else np.full(len(verts), 255, np.uint8)
+        colors = np.stack([out.pop("red"), out.pop("green"), out.pop("blue"), a], 1).astype(np.uint8)
+    labels = out.pop("label").astype(np.uint16) if "label" in out else None
+    if faces.size and (faces.min() < 0 or faces.max() >= len(verts)):
+        raise PlyFormatError(f"{path}: face indices out of range [0, {len(verts)})")
+    return PlyMesh(verts, faces, colors, labels, out or None)
+
+
+def write_ply(path: PathLike, vertices: np.ndarray, faces: np.ndarray, colors: Optional[np.ndarray] = None,
+              labels: Optional[np.ndarray] = None) -> None:
+    """Write a ScanNet-layout binary PLY atomically.
+
+    vertices float [N,3]; faces int [M,3]; colors uint8 [N,3] or [N,4] (alpha 255 if absent);
+    labels int [N] (written as ushort `label`, as in `*_vh_clean_2.labels.ply`).
+    """
+    v = np.asarray(vertices)
+    fc = np.asarray(faces)
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise ValueError(f"vertices: expected [N,3], got {list(v.shape)}")
+    if fc.ndim != 2 or fc.shape[1] != 3:
+        raise ValueError(f"faces: expected [M,3], got {list(fc.shape)}")
+    n = len(v)
+    if colors is None:
+        colors = np.full((n, 4), 255, np.uint8)
+    colors = np.asarray(colors)
+    if colors.shape == (n, 3):
+        colors = np.concatenate([colors, np.full((n, 1), 255, colors.dtype)], 1)
+    if colors.shape != (n, 4):
+        raise ValueError(f"colors: expected [{n},3] or [{n},4], got {list(colors.shape)}")
+    fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1"),
+              ("alpha", "u1")]
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (n,):
+            raise ValueError(f"labels: expected [{n}], got {list(labels.shape)}")
+        if labels.size and (labels.min() < 0 or labels.max() > 65535):
+            raise ValueError("labels: expected values in [0, 65535]")
+        fields.append(("label", "<u2"))
+    va = np.zeros(n, np.dtype(fields))
+    va["x"], va["y"], va["z"] = v[:, 0], v[:, 1], v[:, 2]
+    va["red"], va["green"], va["blue"], va["alpha"] = colors[:, 0], colors[:, 1], colors[:, 2], colors[:, 3]
+    if labels is not None:
+        va["label"] = labels
+    fa = np.zeros(len(fc), np.dtype([("n", "u1"), ("v", "<i4", (3,))]))
+    fa["n"] = 3
+    fa["v"] = fc
+    props = "".join(f"property {t} {nme}\n" for nme, t in (
+        ("x", "float"), ("y", "float"), ("z", "float"), ("red", "uchar"), ("green", "uchar"), ("blue", "uchar"),
+        ("alpha", "uchar")))
+    if labels is not None:
+        props += "property ushort label\n"
+    header = (f"ply\nformat binary_little_endian 1.0\nelement vertex {n}\n{props}"
+              f"element face {len(fc)}\nproperty list uchar int vertex_indices\nend_header\n")
+    with atomic_open(path) as f:
+        f.write(header.encode("ascii"))
+        f.write(va.tobytes())
+        f.write(fa.tobytes())

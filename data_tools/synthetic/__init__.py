@@ -1,0 +1,4 @@
+"""Synthetic rooms written in the exact ScanNet layout (the built-in data of demos and tests)."""
+from .render import MeshRenderer, look_at_pose, room_trajectory
+from .room import RAW_TO_NYU40, Room, make_room
+from .writer import default_intrinsic, generate_scene, generate_scenes

@@ -1,0 +1,120 @@
+"""Write synthetic scenes in the exact ScanNet layout.
+
+`generate_scenes(out_root, n_scenes, seed)` writes, per scene `sceneXXXX_00`::
+
+    <out_root>/sceneXXXX_00/sceneXXXX_00.sens                        RGB-D frames (jpeg colour, zlib depth, mm)
+    <out_root>/sceneXXXX_00/sceneXXXX_00_vh_clean_2.ply              mesh, vertex colours
+    <out_root>/sceneXXXX_00/sceneXXXX_00_vh_clean_2.labels.ply       + ushort nyu40 `label`
+    <out_root>/sceneXXXX_00/sceneXXXX_00_vh_clean_2.0.010000.segs.json
+    <out_root>/sceneXXXX_00/sceneXXXX_00.aggregation.json
+    <out_root>/sceneXXXX_00/sceneXXXX_00.txt                         ScanNet metadata (key = value)
+
+Scene k of a call uses seed `seed * 1000 + k`; a scene whose `.sens` exists is skipped
+(the `.sens` is written last, atomically), so an interrupted run can be resumed.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import List, Optional, Union
+
+import numpy as np
+
+from ..io_utils import atomic_write_json, atomic_write_text
+from ..scannet.labels import LabelMap
+from ..scannet.ply import write_ply
+from ..scannet.sens import write_sens
+from .render import MeshRenderer, room_trajectory
+from .room import RAW_TO_NYU40, make_room
+
+PathLike = Union[str, os.PathLike]
+
+
+def nyu40_palette() -> np.ndarray:
+    """uint8 [41,3] fixed colours for nyu40 ids (0 = unannotated, black)."""
+    rng = np.random.default_rng(40)
+    pal = rng.integers(40, 256, (41, 3)).astype(np.uint8)
+    pal[0] = 0
+    return pal
+
+
+def default_intrinsic(width: int, height: int) -> np.ndarray:
+    """float64 [3,3] ScanNet-like depth intrinsics (fx = fy = 0.9 * width) for a width x height image."""
+    f = 0.9 * width
+    return np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1.0]])
+
+
+def generate_scene(out_root: PathLike, scene_id: str, seed: int, n_frames: int = 100, width: int = 320,
+                   height: int = 240, depth_noise: float = 0.0, label_map: Optional[LabelMap] = None,
+                   overwrite: bool = False) -> str:
+    """Generate one room and write it as a ScanNet scene folder; returns the folder.
+
+    n_frames: RGB-D frames along the trajectory; width/height: image size (colour = depth size);
+    depth_noise: std-dev (metres, at 1 m; scales with z^2) of Gaussian depth noise, 0 = exact;
+    label_map: maps raw categories to nyu40 (default: the built-in table of the real tsv's ids).
+    """
+    if n_frames < 1:
+        raise ValueError(f"n_frames: expected >= 1, got {n_frames}")
+    if width < 8 or height < 8:
+        raise ValueError(f"width/height: expected >= 8, got {width}x{height}")
+    d = os.path.join(os.fspath(out_root), scene_id)
+    sens_path = os.path.join(d, scene_id + ".sens")
+    if os.path.isfile(sens_path) and not overwrite:
+        return d
+    os.makedirs(d, exist_ok=True)
+    room = make_room(seed)
+    verts, faces, colors, obj, seg = room.mesh()
+    nyu_of = (lambda raw: label_map.nyu40(raw)) if label_map is not None else (lambda raw: RAW_TO_NYU40[raw])
+    obj_nyu = np.array([nyu_of(o.raw_category) for o in room.objects], np.uint16)
+    vlabel = obj_nyu[obj]
+    p = lambda suf: os.path.join(d, scene_id + suf)  # noqa: E731
+    write_ply(p("_vh_clean_2.ply"), verts, faces, colors)
+    write_ply(p("_vh_clean_2.labels.ply"), verts, faces, nyu40_palette()[vlabel], vlabel)
+    seg_name = scene_id + "_vh_clean_2.0.010000.segs.json"
+    atomic_write_json(p("_vh_clean_2.0.010000.segs.json"), {
+        "params": {"kThresh": "0.0001", "segMinVerts": "20", "minPoints": "750", "maxPoints": "5000",
+                   "thinThresh": "0.05", "flatThresh": "0.001", "minLength": "0.02", "maxLength": "1"},
+        "sceneId": scene_id, "segIndices": seg.tolist()})
+    groups = []
+    for k, o in enumerate(room.objects):
+        segs = np.unique(seg[obj == k]).tolist()
+        groups.append({"id": k, "objectId": k, "segments": segs, "label": o.raw_category})
+    atomic_write_json(p(".aggregation.json"), {"sceneId": "scannet." + scene_id, "appId": "sparse3d.synthetic.v1",
+                                               "segGroups": groups, "segmentsFile": "scannet." + seg_name})
+    # render
+    K = default_intrinsic(width, height)
+    poses = room_trajectory(room.size, n_frames, seed + 7)
+    renderer = MeshRenderer(verts, faces, colors[faces[:, 0]])
+    rng = np.random.default_rng(seed + 11)
+    cols, deps = [], []
+    for pose in poses:
+        depth, color, _ = renderer.render(K, pose, width, height)
+        if depth_noise > 0:
+            valid = depth > 0
+            depth = depth + valid * rng.normal(0, 1, depth.shape) * depth_noise * depth ** 2
+        deps.append(np.clip(np.round(depth * 1000.0), 0, 65535).astype(np.uint16))
+        cols.append(color)
+    W, D, H = room.size
+    meta = {"axisAlignment": " ".join(["1", "0", "0", "0", "0", "1", "0", "0", "0", "0", "1", "0", "0", "0", "0", "1"]),
+            "colorHeight": height, "colorWidth": width, "depthHeight": height, "depthWidth": width,
+            "fx_color": K[0, 0], "fx_depth": K[0, 0], "fy_color": K[1, 1], "fy_depth": K[1, 1],
+            "mx_color": K[0, 2], "mx_depth": K[0, 2], "my_color": K[1, 2], "my_depth": K[1, 2],
+            "numColorFrames": n_frames, "numDepthFrames": n_frames, "numIMUmeasurements": 0,
+            "sceneType": "Synthetic", "roomSize": f"{W:.4f} {D:.4f} {H:.4f}", "seed": seed}
+    atomic_write_text(p(".txt"), "".join(f"{k} = {v}\n" for k, v in meta.items()))
+    write_sens(sens_path, cols, deps, poses, K, K, depth_shift=1000.0, color_compression="jpeg",
+               depth_compression="zlib_ushort")
+    return d
+
+
+def generate_scenes(out_root: PathLike, n_scenes: int, seed: int = 0, n_frames: int = 100, width: int = 320,
+                    height: int = 240, depth_noise: float = 0.0, first_index: int = 0,
+                    label_map: Optional[LabelMap] = None) -> List[str]:
+    """Generate `n_scenes` rooms `scene{first_index+k:04d}_00` under `out_root`; returns their folders.
+
+    Deterministic in `seed`; existing scenes (with a `.sens`) are kept.
+    """
+    if not isinstance(n_scenes, int) or n_scenes < 1:
+        raise ValueError(f"n_scenes: expected an int >= 1, got {n_scenes!r}")
+    return [generate_scene(out_root, f"scene{first_index + k:04d}_00", seed * 1000 + k, n_frames, width, height,
+                           depth_noise, label_map) for k in range(n_scenes)]
