@@ -14,8 +14,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 #else
   m.attr("with_cuda") = false;
 #endif
-  init_hash(m.def_submodule("hash", "hash tables over packed (b, x, y, z) coordinates"));
-  init_kmap(m.def_submodule("kmap", "kernel maps (neighbor tables) for sparse convolution"));
-  init_conv(m.def_submodule("conv", "gather-GEMM-scatter sparse convolution"));
-  init_fusion(m.def_submodule("fusion", "TSDF fusion of RGB-D frames into sparse voxel blocks"));
+  auto hash = m.def_submodule("hash", "hash tables over packed (b, x, y, z) coordinates");
+  init_hash(hash);
+  auto kmap = m.def_submodule("kmap", "kernel maps (neighbor tables) for sparse convolution");
+  init_kmap(kmap);
+  auto conv = m.def_submodule("conv", "gather-GEMM-scatter sparse convolution");
+  init_conv(conv);
+  auto fusion = m.def_submodule("fusion", "TSDF fusion of RGB-D frames into sparse voxel blocks");
+  init_fusion(fusion);
 }

@@ -26,12 +26,14 @@ def procedural_sample(size: int = 32, seed: int = 0, trunc: float = 3.0, holes: 
             solid |= (np.abs(g - c) < h).all(-1)
         else:
             solid |= ((g - c) ** 2).sum(-1) < rng.uniform(0.08 * n, 0.18 * n) ** 2
-    sdf = ndimage.distance_transform_edt(~solid) - ndimage.distance_transform_edt(solid)
+    # voxel centres are half a voxel from the boundary between a solid and a free voxel
+    sdf = np.where(solid, 0.5 - ndimage.distance_transform_edt(solid), ndimage.distance_transform_edt(~solid) - 0.5)
     target = np.clip(sdf, -trunc, trunc).astype(np.float32)
     known = sdf > -trunc  # the back of a surface is never seen
-    for _ in range(holes):
-        lo = rng.integers(0, n - n // 4, 3)
-        sz = rng.integers(n // 6, n // 3, 3)
+    surf = np.argwhere(np.abs(sdf) < 1)
+    for _ in range(holes):  # each hole is centred on a surface voxel, so it hides geometry
+        sz = rng.integers(max(2, n // 4), max(3, n // 2), 3)
+        lo = np.clip(surf[rng.integers(len(surf))] - sz // 2, 0, n - 1)
         known[lo[0]:lo[0] + sz[0], lo[1]:lo[1] + sz[1], lo[2]:lo[2] + sz[2]] = False
     return Sample(np.where(known, target, 0).astype(np.float32), known, target, sdf > -trunc - 1,
                   voxel_size=0.05, trunc=trunc, origin=np.zeros(3, np.int64))
