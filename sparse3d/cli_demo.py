@@ -26,6 +26,9 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--config", default=None, help="training YAML (default: built-in demo settings)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch/OpenMP threads (default 1: on a small shared CPU, more threads oversubscribe "
+                        "the cores and a training step gets >10x slower)")
     p.set_defaults(func=run_demo)
 
 
@@ -86,7 +89,7 @@ def run_demo(args: argparse.Namespace) -> int:
     n_test = args.test_scenes or (1 if quick else 2)
     steps = args.steps or (60 if quick else 400)
     voxel_size = 0.05
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+    torch.set_num_threads(args.threads)
 
     # 1. scenes
     if args.scannet_root:
@@ -112,6 +115,7 @@ def run_demo(args: argparse.Namespace) -> int:
     # 3. train
     cfg = load_config(args.config, {"data": os.path.join(out, "samples", "crops"), "out": os.path.join(out, "run"),
                                     "steps": steps, "seed": args.seed, "device": args.device,
+                                    "threads": args.threads,
                                     **({} if args.config else {"batch_size": 4, "lr": 2e-3,
                                                                "checkpoint_every": 50})})
     _log(f"training {cfg.steps} steps (batch {cfg.batch_size}, channels {cfg.channels}) -> {cfg.out}", t0)

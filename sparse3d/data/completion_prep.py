@@ -40,17 +40,24 @@ def _fuse(frames, indices: Sequence[int], voxel_size: float, trunc: float, depth
 
 def scan_sample(frames, voxel_size: float = 0.05, trunc: float = 3.0, input_fraction: float = 0.3,
                 segments: int = 2, seed: int = 0, depth_max: float = 5.0, pad_to: int = 8,
-                input_indices: Sequence[int] | None = None) -> Sample:
+                input_indices: Sequence[int] | None = None, target_indices: Sequence[int] | None = None) -> Sample:
     """Fuse a frame source twice (subset -> input, all -> target) onto the target's grid.
 
     frames: has ``len``, ``intrinsic`` and ``frame(k)`` (data_tools ScanNetScene / RGBDFolder).
     The volume is the target's bounding box padded to a multiple of ``pad_to`` voxels.
+    input_indices / target_indices: explicit frame positions (default: a seeded subset / all frames);
+    with a target subset, the input frames are drawn from the target's frames (self-supervised pairs).
     """
     n = len(frames)
     if n == 0:
         raise ValueError("frames holds no frames")
-    idx = list(input_indices) if input_indices is not None else frame_subset(n, input_fraction, segments, seed)
-    tc, tt, tw = _fuse(frames, range(n), voxel_size, trunc, depth_max)
+    tidx = list(range(n)) if target_indices is None else list(target_indices)
+    if input_indices is not None:
+        idx = list(input_indices)
+    else:
+        idx = [tidx[i] for i in frame_subset(len(tidx), input_fraction if target_indices is None
+                                             else min(1.0, input_fraction * n / len(tidx)), segments, seed)]
+    tc, tt, tw = _fuse(frames, tidx, voxel_size, trunc, depth_max)
     if len(tc) == 0:
         raise ValueError("fusing all frames observed no voxel (check depth units and poses)")
     ic, it, iw = _fuse(frames, idx, voxel_size, trunc, depth_max)

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import List
 
-_TRAIN_OVERRIDES = [("data", str), ("val_data", str), ("out", str), ("seed", int), ("steps", int),
+_TRAIN_OVERRIDES = [("data", str), ("val_data", str), ("out", str), ("init", str), ("seed", int), ("steps", int),
                     ("batch_size", int), ("lr", float), ("device", str), ("backend", str),
                     ("checkpoint_every", int), ("threads", int)]
 
@@ -29,6 +29,10 @@ def register(subparsers) -> None:
     p.add_argument("--trunc", type=float, default=3.0, help="truncation, voxels")
     p.add_argument("--input-fraction", type=float, default=0.3)
     p.add_argument("--segments", type=int, default=2)
+    p.add_argument("--pairs", type=int, default=1,
+                   help="self-supervised pairs per scan: each fuses its own seeded input and target frame subsets")
+    p.add_argument("--target-fraction", type=float, default=1.0,
+                   help="fraction of frames fused into the target (1 = all; < 1 = a random subset per pair)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_prepare)
 
@@ -84,15 +88,24 @@ def _prepare(args) -> int:
     os.makedirs(args.out, exist_ok=True)
     names, crop_names = [], []
     scenes = scan_folders(args.scans)
-    for k, d in enumerate(tqdm(scenes, desc="prepare completion")):
-        sid = os.path.basename(os.path.normpath(d))
-        s = scan_sample(_open_frames(d), args.voxel_size, args.trunc, args.input_fraction, args.segments,
-                        args.seed * 1000 + k)
+    import numpy as np
+    jobs = [(d, q) for d in scenes for q in range(args.pairs)]
+    for k, (d, q) in enumerate(tqdm(jobs, desc="prepare completion")):
+        sid = os.path.basename(os.path.normpath(d)) + (f"_pair{q:02d}" if args.pairs > 1 else "")
+        frames = _open_frames(d)
+        seed = args.seed * 1000 + k
+        target_idx = None
+        if args.target_fraction < 1:
+            rng = np.random.default_rng([seed, 1])
+            target_idx = np.sort(rng.choice(len(frames), max(1, int(args.target_fraction * len(frames))),
+                                            replace=False)).tolist()
+        s = scan_sample(frames, args.voxel_size, args.trunc, args.input_fraction, args.segments, seed,
+                        target_indices=target_idx)
         save_sample(os.path.join(args.out, sid + ".npz"), s)
         names.append(sid + ".npz")
         if args.crops:
             os.makedirs(args.crops, exist_ok=True)
-            for j, c in enumerate(random_crops(s, args.crop_size, args.crops_per_scene, args.seed * 1000 + k)):
+            for j, c in enumerate(random_crops(s, args.crop_size, args.crops_per_scene, seed)):
                 n = f"{sid}_crop{j:03d}.npz"
                 save_sample(os.path.join(args.crops, n), c)
                 crop_names.append(n)

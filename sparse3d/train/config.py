@@ -13,6 +13,7 @@ class TrainConfig:
     data: str = ""  # folder of training samples (manifest.json + *.npz)
     val_data: str = ""  # optional folder of validation samples (whole scenes or crops)
     out: str = "runs/completion"  # checkpoints, metrics.jsonl, loss.png
+    init: str = ""  # start from this checkpoint's weights (fine-tuning); optimizer starts fresh
     seed: int = 0
     steps: int = 300
     batch_size: int = 4  # global batch; each DDP process takes batch_size / world_size

@@ -113,8 +113,11 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> Di
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start = int(state["step"])
-    elif info.is_main and os.path.isfile(jsonl):
-        os.remove(jsonl)
+    else:
+        if cfg.init:
+            net.load_state_dict(load_checkpoint(cfg.init, device)["model"])
+        if info.is_main and os.path.isfile(jsonl):
+            os.remove(jsonl)
     if info.is_main:
         _truncate_jsonl(jsonl, start)
         with open(os.path.join(cfg.out, "config.json.tmp"), "w") as f:
