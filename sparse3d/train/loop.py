@@ -159,6 +159,10 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> Di
             target = type(target)(target.tsdf, target.known, cfg.occ_thresh)
             out = model(x, bounds=target.shape, target_fn=target.occupied)
             loss, logs = completion_loss(out, target, weights)
+            if not loss.requires_grad:  # nothing observed in this shard (e.g. empty input crops):
+                # a zero loss tied to every weight keeps backward (and DDP's all-reduce) in step
+                loss = loss + 0.0 * sum(p.sum() for p in net.parameters())
+                logs["empty"] = 1.0
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -13,6 +13,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from sparse3d.data.completion_dataset import Sample, sparse_input
 from sparse3d.models.completion import CompletionNet
@@ -25,7 +26,8 @@ Mesh = Tuple[np.ndarray, np.ndarray]
 
 @dataclass
 class Prediction:
-    """tsdf float32 [X, Y, Z] (+trunc where nothing was predicted), occ bool [X, Y, Z] (kept finest
+    """tsdf float32 [X, Y, Z] (+trunc where nothing was predicted; |tsdf| >= 1 where the classifier
+    rejected a scored voxel), occ bool [X, Y, Z] (kept finest
     voxels), scored bool [X, Y, Z] (every finest voxel the network scored), coords int32 [M, 3] and
     surface_tsdf float32 [M] of the kept voxels (the sparse output grid)."""
 
@@ -54,9 +56,10 @@ def predict_sample(net: CompletionNet, sample: Sample, device: str | torch.devic
     fine = out.levels[-1].coords[:, 1:].long().cpu().numpy()
     d = out.tsdf_all.float().cpu().numpy()
     idx = tuple(fine.T)
-    tsdf[idx] = d
-    scored[idx] = True
     keep = (out.logits[-1] > 0).cpu().numpy()
+    # a voxel the classifier rejects is not on the surface: keep its sign, push it off the band
+    tsdf[idx] = np.where(keep, d, np.sign(d) * np.maximum(np.abs(d), 1.0))
+    scored[idx] = True
     occ[tuple(fine[keep].T)] = True
     return Prediction(tsdf, occ, scored, fine[keep].astype(np.int32), d[keep].astype(np.float32))
 
@@ -72,7 +75,8 @@ def input_prediction(sample: Sample, occ_thresh: float = 1.0) -> Prediction:
 def meshes(sample: Sample, pred: Prediction) -> Dict[str, Mesh]:
     vs, o = sample.voxel_size, sample.origin
     return {"input": tsdf_to_mesh(sample.input_tsdf, sample.input_known, vs, o),
-            "prediction": tsdf_to_mesh(pred.tsdf, pred.scored, vs, o),
+            # unscored voxels count as free space (+trunc) next to the scored ones
+            "prediction": tsdf_to_mesh(pred.tsdf, ndimage.binary_dilation(pred.scored), vs, o),
             "target": tsdf_to_mesh(sample.target_tsdf, sample.target_known, vs, o)}
 
 
