@@ -6,6 +6,14 @@ from sparse3d.models.mesh import tsdf_to_mesh, write_ply
 from sparse3d.train.metrics import chamfer, completion_metrics, iou, l1_known, sample_mesh
 from sparse3d.train.predict import input_prediction
 
+import pytest as _pytest
+from _completion_fixtures import one_thread
+
+
+@_pytest.fixture(autouse=True)
+def _one_thread():
+    yield from one_thread()
+
 
 def test_iou_values():
     a = np.zeros((4, 4, 4), bool)

@@ -12,6 +12,14 @@ from sparse3d.train.loop import params_digest, train
 
 from _completion_fixtures import write_tiny_dataset
 
+import pytest as _pytest
+from _completion_fixtures import one_thread
+
+
+@_pytest.fixture(autouse=True)
+def _one_thread():
+    yield from one_thread()
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = {"channels": [4, 8, 8], "grow_steps": 1, "batch_size": 2, "lr_decay_at": [], "checkpoint_every": 2}
 

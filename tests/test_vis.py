@@ -5,6 +5,14 @@ from sparse3d.data.procedural import procedural_sample
 from sparse3d.train.predict import input_prediction, meshes
 from sparse3d.vis.render import nonblank_fraction, render_side_by_side
 
+import pytest as _pytest
+from _completion_fixtures import one_thread
+
+
+@_pytest.fixture(autouse=True)
+def _one_thread():
+    yield from one_thread()
+
 
 def test_render_png_not_blank(tmp_path):
     s = procedural_sample(16, 1)

@@ -4,8 +4,9 @@ Input: a sparse TSDF ``x`` at stride 1 with feats ``[N, 2]`` = (tsdf / trunc, kn
 known = 1 for observed near-surface voxels and 0 for the unobserved frontier voxels next to them.
 
     encoder   stride 1 -> 2 -> ... -> 2**(L-1)   (strided sparse convs, skip features kept)
-    coarse    grow the coarsest set by ``grow_steps`` rings (generative k3 s1 transposed convs),
-              predict occupancy, prune
+    coarse    with ``coarse_dense`` (default) the coarsest level holds every voxel inside ``bounds``
+              (so fully unseen walls and floors can be predicted); it then grows by ``grow_steps``
+              rings (generative k3 s1 transposed convs: context), predicts occupancy, prunes
     levels    generative k2 s2 transposed conv creates the 8 children of every kept voxel,
               concatenate the encoder skip features, predict occupancy, prune
     finest    occupancy + truncated signed distance (voxel units, in [-trunc, trunc])
@@ -38,6 +39,7 @@ class CompletionConfig:
     channels: Tuple[int, ...] = (16, 32, 64)  # per level, finest first; len = number of levels
     grow_steps: int = 3  # rings added at the coarsest level (each ring = 2**(L-1) fine voxels)
     blocks: int = 1  # submanifold conv blocks per level (encoder and decoder)
+    coarse_dense: bool = True  # coarsest level covers every voxel inside ``bounds`` (SG-NN style)
     trunc: float = 3.0  # truncation (voxels) of the regressed distance
 
     def __post_init__(self) -> None:
@@ -80,6 +82,16 @@ def _in_bounds(x: SparseTensor, bounds: Optional[Sequence[int]]) -> torch.Tensor
     hi = torch.tensor([(int(b) + s - 1) // s for b in bounds], device=x.device)
     xyz = x.coords[:, 1:].long()
     return ((xyz >= 0) & (xyz < hi)).all(1)
+
+
+def _dense_grid(x: SparseTensor, bounds: Sequence[int], batch_size: int) -> SparseTensor:
+    """Zero features at every voxel of ``[0, bounds / stride)`` for each batch item (x's stride)."""
+    s = x.stride
+    r = [torch.arange((int(b) + s - 1) // s, device=x.device) for b in bounds]
+    g = torch.stack(torch.meshgrid(*r, indexing="ij"), -1).reshape(-1, 3)
+    c = torch.cat([torch.cat([torch.full((len(g), 1), b, device=x.device, dtype=g.dtype), g], 1)
+                   for b in range(max(batch_size, 1))]).int()
+    return SparseTensor(c, x.feats.new_zeros((len(c), x.num_channels)), stride=s)
 
 
 class CompletionNet(nn.Module):
@@ -131,6 +143,8 @@ class CompletionNet(nn.Module):
         for down, enc in zip(self.down, self.enc[1:]):
             h = enc(down(h))
             skips.append(h)
+        if self.config.coarse_dense and bounds is not None:
+            h = ops.add(h, _dense_grid(h, bounds, x.batch_size))
         for g in self.grow:
             h = g(h)
             h = ops.prune(h, _in_bounds(h, bounds))

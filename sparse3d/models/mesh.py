@@ -25,6 +25,14 @@ def tsdf_to_mesh(tsdf: np.ndarray, mask: np.ndarray, voxel_size: float,
     if not cube.any():
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32)
     verts, faces, _, _ = marching_cubes(vol, level=0.0, mask=cube, allow_degenerate=False)
+    # skimage's mask does not stop every cube that touches an invalid corner: keep the faces whose
+    # cube (floor of the centroid) has all 8 corners valid, then drop unused vertices
+    cell = np.clip(np.floor(verts[faces].mean(1)).astype(np.int64), 0, np.array(cube.shape) - 1)
+    faces = faces[cube[tuple(cell.T)]]
+    if len(faces) == 0:
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32)
+    used, inv = np.unique(faces, return_inverse=True)
+    verts, faces = verts[used], inv.reshape(faces.shape)
     o = np.zeros(3) if origin is None else np.asarray(origin, np.float64)
     return ((verts - 1 + o) * voxel_size).astype(np.float32), faces[:, ::-1].astype(np.int32)
 

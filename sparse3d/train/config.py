@@ -32,6 +32,7 @@ class TrainConfig:
     backend: str = "native"  # sparse conv backend
     channels: List[int] = field(default_factory=lambda: [16, 32, 64])
     grow_steps: int = 3
+    coarse_dense: bool = True
     blocks: int = 1
     trunc: float = 3.0
     threads: int = 0  # torch.set_num_threads (0 = leave torch's default)
@@ -42,6 +43,7 @@ class TrainConfig:
     def model_config(self):
         from sparse3d.models.completion import CompletionConfig
         return CompletionConfig(channels=tuple(self.channels), grow_steps=self.grow_steps, blocks=self.blocks,
+                                coarse_dense=self.coarse_dense,
                                 trunc=self.trunc)
 
 

@@ -177,6 +177,10 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> Di
         checkpoint(step)  # the interrupted step is redone on resume
         raise
     if info.enabled:
+        # DDP syncs buffers (BatchNorm running stats) at the start of each forward: sync the last update too
+        import torch.distributed as dist
+        for b in net.buffers():
+            dist.broadcast(b, 0)
         with open(os.path.join(cfg.out, f"replica_rank{info.rank}.json"), "w") as f:
             json.dump({"rank": info.rank, "digest": params_digest(net), "step": cfg.steps}, f)
     return logs
