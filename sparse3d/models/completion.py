@@ -4,7 +4,7 @@ Input: a sparse TSDF ``x`` at stride 1 with feats ``[N, 2]`` = (tsdf / trunc, kn
 known = 1 for observed near-surface voxels and 0 for the unobserved frontier voxels next to them.
 
     encoder   stride 1 -> 2 -> ... -> 2**(L-1)   (strided sparse convs, skip features kept)
-    coarse    with ``coarse_dense`` (default) the coarsest level holds every voxel inside ``bounds``
+    coarse    with ``coarse_dense`` the coarsest level holds every voxel inside ``bounds``
               (so fully unseen walls and floors can be predicted); it then grows by ``grow_steps``
               rings (generative k3 s1 transposed convs: context), predicts occupancy, prunes
     levels    generative k2 s2 transposed conv creates the 8 children of every kept voxel,
@@ -39,7 +39,7 @@ class CompletionConfig:
     channels: Tuple[int, ...] = (16, 32, 64)  # per level, finest first; len = number of levels
     grow_steps: int = 3  # rings added at the coarsest level (each ring = 2**(L-1) fine voxels)
     blocks: int = 1  # submanifold conv blocks per level (encoder and decoder)
-    coarse_dense: bool = True  # coarsest level covers every voxel inside ``bounds`` (SG-NN style)
+    coarse_dense: bool = False  # coarsest level covers every voxel inside ``bounds`` (SG-NN style)
     trunc: float = 3.0  # truncation (voxels) of the regressed distance
 
     def __post_init__(self) -> None:

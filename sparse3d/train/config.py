@@ -32,7 +32,7 @@ class TrainConfig:
     backend: str = "native"  # sparse conv backend
     channels: List[int] = field(default_factory=lambda: [16, 32, 64])
     grow_steps: int = 3
-    coarse_dense: bool = True
+    coarse_dense: bool = False
     blocks: int = 1
     trunc: float = 3.0
     threads: int = 0  # torch.set_num_threads (0 = leave torch's default)
