@@ -30,7 +30,7 @@ def _load(module: str, func: str):
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as e:
-        if e.name == module:  # that area is not part of this build yet
+        if e.name is not None and (module == e.name or module.startswith(e.name + ".")):  # area not in this build
             return None
         raise
     return getattr(mod, func, None)

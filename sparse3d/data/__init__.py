@@ -1,0 +1,1 @@
+"""Datasets, collate functions and transforms for training."""

@@ -1,0 +1,171 @@
+"""Headless rendering (Open3D OffscreenRenderer; on a CPU machine Mesa's software drivers do it).
+
+    render_side_by_side([("input", verts, faces), ("prediction", ...), ("target", ...)], "out.png")
+
+Meshes are placed left to right along x with a gap, shaded, coloured per panel and by height,
+and seen from a fixed oblique camera that frames them all.
+"""
+from __future__ import annotations
+
+import os
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+Panel = Tuple[str, np.ndarray, np.ndarray]  # (title, verts float [V, 3], faces int [F, 3])
+
+PALETTE = {"input": (0.55, 0.65, 0.85), "prediction": (0.85, 0.6, 0.4), "target": (0.55, 0.8, 0.55)}
+
+
+def _o3d():
+    try:
+        import open3d as o3d
+    except ImportError as e:  # pragma: no cover - open3d is a dependency
+        raise ImportError("open3d is required for sparse3d.vis (pip install open3d==0.20.0)") from e
+    return o3d
+
+
+def to_o3d_mesh(verts: np.ndarray, faces: np.ndarray, color: Sequence[float] = (0.7, 0.7, 0.7)):
+    """Open3D TriangleMesh with normals and height-shaded vertex colours."""
+    o3d = _o3d()
+    m = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(np.asarray(verts, np.float64)),
+                                  o3d.utility.Vector3iVector(np.asarray(faces, np.int32)))
+    m.compute_vertex_normals()
+    v = np.asarray(verts, np.float64)
+    if len(v):
+        z = v[:, 2]
+        t = (z - z.min()) / max(float(np.ptp(z)), 1e-6)
+        col = np.asarray(color)[None] * (0.65 + 0.35 * t[:, None])
+        m.vertex_colors = o3d.utility.Vector3dVector(np.clip(col, 0, 1))
+    return m
+
+
+def layout(panels: Sequence[Panel], gap: float = 0.15) -> List[Tuple[str, np.ndarray, np.ndarray]]:
+    """Shift each panel along +x so that they sit side by side (common minimum corner)."""
+    allv = [p[1] for p in panels if len(p[1])]
+    if not allv:
+        return list(panels)
+    lo = np.min([v.min(0) for v in allv], 0)
+    width = max(float(np.ptp(v[:, 0])) for v in allv)
+    out = []
+    for i, (title, v, f) in enumerate(panels):
+        shift = np.array([i * width * (1 + gap), 0, 0]) - np.array([lo[0], lo[1], lo[2]])
+        out.append((title, v + shift if len(v) else v, f))
+    return out
+
+
+def _camera(pts: np.ndarray, elevation_deg: float, azimuth_deg: float):
+    lo, hi = pts.min(0), pts.max(0)
+    center = (lo + hi) / 2
+    ext = float(np.max(hi - lo))
+    el, az = np.radians(elevation_deg), np.radians(azimuth_deg)
+    direction = np.array([np.sin(az) * np.cos(el), -np.cos(az) * np.cos(el), np.sin(el)])
+    return center, center + direction * ext * 1.5
+
+
+def render_side_by_side(panels: Sequence[Panel], png: str, width: int = 1200, height: int = 500,
+                        elevation_deg: float = 60.0, azimuth_deg: float = 20.0, clip_top: float = 0.0,
+                        renderer: str = "raycast") -> str:
+    """Render the meshes of ``panels`` side by side to ``png`` (atomic write); returns the path.
+
+    renderer: "raycast" (Open3D RaycastingScene + Lambert shading: fast on any CPU) or "filament"
+    (Open3D's OffscreenRenderer; on a CPU-only machine it runs on Mesa's llvmpipe and is slow:
+    minutes per image here). clip_top: drop triangles in the top ``clip_top`` fraction of the
+    height (a scan's ceiling hides the room from above).
+    """
+    if renderer not in ("raycast", "filament"):
+        raise ValueError(f"renderer must be 'raycast' or 'filament', got {renderer!r}")
+    if not 0 <= clip_top < 1:
+        raise ValueError(f"clip_top must be in [0, 1), got {clip_top}")
+    placed = layout(panels)
+    if clip_top > 0:
+        allv = [v for _, v, f in placed if len(f)]
+        if allv:
+            zs = np.concatenate([v[:, 2] for v in allv])
+            zmax = zs.min() + (1 - clip_top) * np.ptp(zs)
+            placed = [(t, v, f[v[f].mean(1)[:, 2] <= zmax] if len(f) else f) for t, v, f in placed]
+    pts = [v for _, v, f in placed if len(f)]
+    p = np.concatenate(pts) if pts else np.array([[0.0, 0, 0], [1.0, 1, 1]])
+    center, eye = _camera(p, elevation_deg, azimuth_deg)
+    if renderer == "raycast":
+        img = _raycast(placed, width, height, center, eye)
+    else:
+        img = _filament(placed, width, height, center, eye)
+    write_png(png, img)
+    return png
+
+
+def _raycast(placed, width: int, height: int, center: np.ndarray, eye: np.ndarray) -> np.ndarray:
+    o3d = _o3d()
+    scene = o3d.t.geometry.RaycastingScene()
+    colors = {}
+    for title, v, f in placed:
+        if len(f) == 0:
+            continue
+        m = o3d.t.geometry.TriangleMesh()
+        m.vertex.positions = o3d.core.Tensor(np.asarray(v, np.float32))
+        m.triangle.indices = o3d.core.Tensor(np.asarray(f, np.int32))
+        gid = scene.add_triangles(m)
+        colors[gid] = (np.asarray(PALETTE.get(title, (0.7, 0.7, 0.7))), np.asarray(v), np.asarray(f))
+    rays = scene.create_rays_pinhole(fov_deg=50.0, center=center.tolist(), eye=eye.tolist(), up=[0, 0, 1],
+                                     width_px=width, height_px=height)
+    ans = scene.cast_rays(rays)
+    hit = np.isfinite(ans["t_hit"].numpy())
+    n = ans["primitive_normals"].numpy()
+    gids = ans["geometry_ids"].numpy()
+    d = rays.numpy()[..., 3:]
+    d = d / np.linalg.norm(d, axis=-1, keepdims=True)
+    light = np.array([0.3, -0.4, 0.85])
+    light /= np.linalg.norm(light)
+    lam = np.abs((n * light).sum(-1)) * 0.6 + np.abs((n * d).sum(-1)) * 0.3 + 0.15
+    img = np.ones((height, width, 3))
+    t = ans["t_hit"].numpy()
+    pos = rays.numpy()[..., :3] + d * np.where(hit, t * np.linalg.norm(rays.numpy()[..., 3:], axis=-1), 0)[..., None]
+    for gid, (col, v, _) in colors.items():
+        sel = hit & (gids == gid)
+        z = pos[sel][:, 2]
+        shade = 0.75 + 0.25 * (z - v[:, 2].min()) / max(float(np.ptp(v[:, 2])), 1e-6)
+        img[sel] = np.clip(col[None] * (lam[sel] * shade)[:, None], 0, 1)
+    return (img[::-1, ::-1] * 255).astype(np.uint8)  # RaycastingScene rows/cols run opposite to an image
+
+
+def _filament(placed, width: int, height: int, center: np.ndarray, eye: np.ndarray) -> np.ndarray:
+    o3d = _o3d()
+    rendering = o3d.visualization.rendering
+    r = rendering.OffscreenRenderer(width, height)
+    try:
+        r.scene.set_background([1, 1, 1, 1])
+        mat = rendering.MaterialRecord()
+        mat.shader = "defaultLit"
+        for i, (title, v, f) in enumerate(placed):
+            if len(f):
+                r.scene.add_geometry(f"{i}_{title}", to_o3d_mesh(v, f, PALETTE.get(title, (0.7, 0.7, 0.7))), mat)
+        r.setup_camera(50.0, center.tolist(), eye.tolist(), [0.0, 0.0, 1.0])
+        return np.asarray(r.render_to_image())
+    finally:
+        del r
+
+
+def write_png(path: str, img: np.ndarray) -> None:
+    """uint8 [H, W, 3|4] -> PNG, atomically."""
+    from PIL import Image
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp.png"
+    Image.fromarray(np.ascontiguousarray(img)).save(tmp)
+    os.replace(tmp, path)
+
+
+def read_mesh(path: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(verts [V, 3], faces [F, 3]) of a PLY/OBJ file; raises naming the file if unreadable."""
+    o3d = _o3d()
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"mesh file {path!r} does not exist")
+    m = o3d.io.read_triangle_mesh(path)
+    return np.asarray(m.vertices), np.asarray(m.triangles)
+
+
+def nonblank_fraction(img: np.ndarray, background: Optional[Sequence[int]] = None) -> float:
+    """Fraction of pixels that differ from the background colour (default: the corner pixel)."""
+    rgb = np.asarray(img)[..., :3].astype(np.int16)
+    bg = rgb[0, 0] if background is None else np.asarray(background[:3], np.int16)
+    return float((np.abs(rgb - bg).sum(-1) > 12).mean())

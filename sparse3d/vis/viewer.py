@@ -1,0 +1,42 @@
+"""Interactive Open3D window: input, prediction and target side by side.
+
+Keys: 1 / 2 / 3 toggle input / prediction / target, A shows all, Q or Esc closes.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from sparse3d.vis.render import PALETTE, Panel, _o3d, layout, to_o3d_mesh
+
+
+def view(panels: Sequence[Panel], title: str = "sparse3d completion") -> None:
+    """Open a window (needs a display); blocks until it is closed."""
+    o3d = _o3d()
+    placed = layout(panels)
+    geoms = [to_o3d_mesh(v, f, PALETTE.get(t, (0.7, 0.7, 0.7))) for t, v, f in placed]
+    shown = [True] * len(geoms)
+    vis = o3d.visualization.VisualizerWithKeyCallback()
+    if not vis.create_window(window_name=title + "  [1/2/3 toggle, A all]", width=1400, height=700):
+        raise RuntimeError("cannot open an Open3D window (no display?); use `sparse3d view --png out.png`")
+    for g in geoms:
+        vis.add_geometry(g)
+
+    def toggle(i):
+        def cb(v):
+            shown[i] = not shown[i]
+            (v.add_geometry if shown[i] else v.remove_geometry)(geoms[i], reset_bounding_box=False)
+            return True
+        return cb
+
+    def show_all(v):
+        for i, g in enumerate(geoms):
+            if not shown[i]:
+                v.add_geometry(g, reset_bounding_box=False)
+                shown[i] = True
+        return True
+
+    for i in range(min(len(geoms), 9)):
+        vis.register_key_callback(ord(str(i + 1)), toggle(i))
+    vis.register_key_callback(ord("A"), show_all)
+    vis.run()
+    vis.destroy_window()
