@@ -61,11 +61,14 @@ class TSDFFusion:
     """Incremental TSDF fusion.
 
     voxel_size: metres (> 0); trunc_voxels: truncation in voxels (> 0); block_res: voxels per
-    block edge; depth_max: depths beyond it (metres) are ignored; with_color: fuse RGB.
+    block edge; depth_max: depths beyond it (metres) are ignored; with_color: fuse RGB;
+    threads: OpenMP threads per frame (default 1; 0 = OpenMP's default). On a busy machine 1 thread
+    is fastest: OpenMP's spin-waiting barriers lose their time slices to other processes (see
+    docs/data_tools.md); run scenes in parallel processes instead.
     """
 
     def __init__(self, voxel_size: float, trunc_voxels: float = 4.0, block_res: int = 8, depth_max: float = 5.0,
-                 with_color: bool = True):
+                 with_color: bool = True, threads: int = 1):
         if not voxel_size > 0:
             raise ValueError(f"voxel_size: expected > 0 metres, got {voxel_size}")
         if not trunc_voxels > 0:
@@ -74,6 +77,9 @@ class TSDFFusion:
             raise ValueError(f"depth_max: expected > 0 metres, got {depth_max}")
         self.voxel_size, self.trunc_voxels, self.depth_max = float(voxel_size), float(trunc_voxels), float(depth_max)
         self.with_color = with_color
+        if not isinstance(threads, int) or threads < 0:
+            raise ValueError(f"threads: expected an int >= 0 (0 = OpenMP default), got {threads!r}")
+        self.threads = threads
         self._vol = _native().TSDFVolume(self.voxel_size, self.trunc_voxels, int(block_res), bool(with_color))
         self.n_frames = 0
 
@@ -98,7 +104,7 @@ class TSDFFusion:
         if not np.all(np.isfinite(pose)):
             raise ValueError("camera_to_world: expected finite values (frames with invalid poses must be skipped)")
         n = self._vol.integrate(dt, ct, _f64(np.asarray(intrinsic)[:3, :3], (3, 3), "intrinsic"),
-                                torch.from_numpy(np.ascontiguousarray(pose)), self.depth_max)
+                                torch.from_numpy(np.ascontiguousarray(pose)), self.depth_max, 4, self.threads)
         self.n_frames += 1
         return int(n)
 

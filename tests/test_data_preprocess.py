@@ -122,3 +122,24 @@ def test_bad_config_raises():
         CropConfig(crop_size=(30, 32, 32)).validate()
     with pytest.raises(ValueError, match="drop_prob"):
         CropConfig(drop_prob=1.0).validate()
+
+
+def test_cli_register_hook_adds_commands():
+    import argparse
+    from data_tools.cli import register
+    p = argparse.ArgumentParser(prog="sparse3d")
+    register(p.add_subparsers(dest="command", required=True))
+    a = p.parse_args(["preprocess", "in", "out", "--workers", "2", "--crop-size", "64,64,128"])
+    assert a.workers == 2 and a.crop_size == (64, 64, 128) and callable(a.func)
+    g = p.parse_args(["generate", "o", "--n-scenes", "3"])
+    assert g.n_scenes == 3 and g.frames == 100
+
+
+def test_load_crop_bad_file_names_it(tmp_path):
+    p = tmp_path / "crop_0_0_0.npz"
+    p.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match=r"crop_0_0_0\.npz: cannot read crop npz"):
+        load_crop(p)
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match=r"other\.npz: not a sparse3d crop \(missing key 'crop_size'\)"):
+        load_crop(tmp_path / "other.npz")

@@ -24,9 +24,9 @@ class TSDFVolume {
   // depth: float32 [H, W] metres (0 = invalid); color: uint8 [H, W, 3] or an empty tensor;
   // intrinsic: float64 [3, 3]; camera_to_world: float64 [4, 4]. Blocks are allocated around
   // the observed depth of every touch_stride-th pixel (Open3D uses 4). Returns the number of
-  // blocks touched (and integrated) by this frame.
+  // blocks touched (and integrated) by this frame. threads: OpenMP threads (0 = OpenMP default).
   int64_t integrate(const torch::Tensor& depth, const torch::Tensor& color, const torch::Tensor& intrinsic,
-                    const torch::Tensor& camera_to_world, double depth_max, int64_t touch_stride);
+                    const torch::Tensor& camera_to_world, double depth_max, int64_t touch_stride, int64_t threads);
 
   // Voxels with weight >= min_weight and |tsdf| <= max_abs_tsdf (normalised), sorted by (x, y, z):
   // (coords int32 [N, 3], tsdf float32 [N] in [-1, 1], weight float32 [N], color float32 [N, 3]).

@@ -81,8 +81,9 @@ int32_t TSDFVolume::find_or_insert(int64_t bx, int64_t by, int64_t bz) {
 
 int64_t TSDFVolume::integrate(const torch::Tensor& depth_in, const torch::Tensor& color_in,
                               const torch::Tensor& intrinsic, const torch::Tensor& camera_to_world,
-                              double depth_max, int64_t touch_stride) {
+                              double depth_max, int64_t touch_stride, int64_t threads) {
   check_depth(depth_in);
+  TORCH_CHECK(threads >= 0, "threads: expected >= 0 (0 = OpenMP default), got ", threads);
   TORCH_CHECK(touch_stride >= 1, "touch_stride: expected >= 1, got ", touch_stride);
   const bool use_color = with_color_ && color_in.defined() && color_in.numel() > 0;
   if (with_color_ && use_color) {
@@ -106,7 +107,7 @@ int64_t TSDFVolume::integrate(const torch::Tensor& depth_in, const torch::Tensor
   //    every touch_stride-th pixel, sampled at 4 points exactly like Open3D's DepthTouch
   int nthreads = 1;
 #ifdef _OPENMP
-  nthreads = omp_get_max_threads();
+  nthreads = threads > 0 ? static_cast<int>(threads) : omp_get_max_threads();
 #endif
   std::vector<std::vector<int64_t>> local(nthreads);
   const float fR[9] = {float(cam.R[0]), float(cam.R[1]), float(cam.R[2]), float(cam.R[3]), float(cam.R[4]),
@@ -114,7 +115,7 @@ int64_t TSDFVolume::integrate(const torch::Tensor& depth_in, const torch::Tensor
   const float ft[3] = {float(cam.t[0]), float(cam.t[1]), float(cam.t[2])};
   const float ftrunc = static_cast<float>(trunc), fdmax = static_cast<float>(depth_max);
   const float fblock = static_cast<float>(block_m);
-#pragma omp parallel
+#pragma omp parallel num_threads(nthreads)
   {
     int tid = 0;
 #ifdef _OPENMP
@@ -187,7 +188,7 @@ int64_t TSDFVolume::integrate(const torch::Tensor& depth_in, const torch::Tensor
   const float fx = float(cam.fx), fy = float(cam.fy), cx = float(cam.cx), cy = float(cam.cy);
   const float umax = float(W - 1), vmax = float(H - 1), ftr = float(trunc), inv_tr = float(1.0 / trunc);
   const float fdm = float(depth_max);
-#pragma omp parallel for schedule(dynamic, 16)
+#pragma omp parallel for schedule(dynamic, 16) num_threads(nthreads)
   for (int64_t i = 0; i < nb; ++i) {
     const int32_t b = frame_blocks[i];
     const double px = block_coords_[3 * b] * res * vs - cam.t[0];
@@ -390,7 +391,7 @@ void init_fusion_impl(pybind11::module_& m) {
       .def(py::init<double, double, int64_t, bool>(), py::arg("voxel_size"), py::arg("trunc_voxels"),
            py::arg("block_res") = 8, py::arg("with_color") = true)
       .def("integrate", &TSDFVolume::integrate, py::arg("depth"), py::arg("color"), py::arg("intrinsic"),
-           py::arg("camera_to_world"), py::arg("depth_max"), py::arg("touch_stride") = 4, py::call_guard<py::gil_scoped_release>())
+           py::arg("camera_to_world"), py::arg("depth_max"), py::arg("touch_stride") = 4, py::arg("threads") = 0, py::call_guard<py::gil_scoped_release>())
       .def("extract", &TSDFVolume::extract, py::arg("min_weight") = 0.0, py::arg("max_abs_tsdf") = 1.0)
       .def_property_readonly("num_blocks", &TSDFVolume::num_blocks)
       .def_property_readonly("voxel_size", &TSDFVolume::voxel_size)
