@@ -87,7 +87,7 @@ def run_demo(args: argparse.Namespace) -> int:
     quick = args.quick
     n_train = args.train_scenes or (3 if quick else 16)
     n_test = args.test_scenes or (1 if quick else 2)
-    steps = args.steps or (60 if quick else 1500)
+    steps = args.steps or (60 if quick else 1000)
     voxel_size = 0.05
     torch.set_num_threads(args.threads)
 

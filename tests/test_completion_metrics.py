@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -58,3 +60,25 @@ def test_mesh_extraction_plane(tmp_path):
     import open3d as o3d
     m = o3d.io.read_triangle_mesh(str(tmp_path / "plane.ply"))
     assert len(m.triangles) == len(f)
+
+
+def test_reads_data_tools_crop_format(tmp_path):
+    """A crop in data_tools' documented format (docs/dataset_format.md, sparse3d.crops v1) loads densely."""
+    import json
+    from sparse3d.data.completion_dataset import CompletionDataset
+    size = (4, 4, 8)
+    known = np.zeros(size, bool)
+    known[:, :, :4] = True
+    os.makedirs(tmp_path / "sc")
+    np.savez_compressed(tmp_path / "sc" / "crop_0_0_0.npz", crop_size=np.array(size, np.int32),
+                        crop_origin=np.array([8, 0, 0], np.int32), voxel_size=np.float32(0.04),
+                        trunc_voxels=np.float32(3.0), input_coords=np.array([[1, 2, 3]], np.int32),
+                        input_tsdf=np.array([0.5], np.float32), input_known=np.packbits(known.ravel()),
+                        target_coords=np.array([[1, 2, 3], [1, 2, 4]], np.int32),
+                        target_tsdf=np.array([0.5, -0.5], np.float32), target_known=np.packbits(known.ravel()))
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": "sparse3d.crops", "version": 1,
+                                                        "splits": {"train": ["sc/crop_0_0_0.npz"]}}))
+    s = CompletionDataset(str(tmp_path))[0]
+    assert s.shape == size and s.input_tsdf[1, 2, 3] == 0.5 and s.target_tsdf[1, 2, 4] == -0.5
+    assert s.target_tsdf[0, 0, 0] == 3.0 and s.target_tsdf[0, 0, 6] == 0.0  # known free space / unknown
+    assert s.input_known.sum() == known.sum() and list(s.origin) == [8, 0, 0]

@@ -79,6 +79,31 @@ def load_sample(path: str) -> Sample:
     return s
 
 
+def load_data_tools_crop(path: str) -> Sample:
+    """A crop written by ``data_tools.preprocess`` (docs/dataset_format.md, format "sparse3d.crops" v1)
+    as a dense Sample: sparse band values scattered into [X, Y, Z]; known target voxels outside the
+    band are free space (+trunc); the unpacked known masks are used as they are."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            size = tuple(int(v) for v in z["crop_size"])
+            trunc = float(z["trunc_voxels"])
+            n = int(np.prod(size))
+
+            def unpack(name):
+                return np.unpackbits(z[name])[:n].astype(bool).reshape(size)
+
+            in_known, tg_known = unpack("input_known"), unpack("target_known")
+            inp = np.zeros(size, np.float32)
+            inp[tuple(z["input_coords"].T)] = z["input_tsdf"]
+            tgt = np.where(tg_known, trunc, 0.0).astype(np.float32)
+            tgt[tuple(z["target_coords"].T)] = z["target_tsdf"]
+            s = Sample(inp, in_known | (inp != 0), tgt, tg_known, float(z["voxel_size"]), trunc,
+                       np.asarray(z["crop_origin"], np.int64))
+    except (OSError, KeyError, ValueError) as e:
+        raise ValueError(f"{path}: cannot read a data_tools crop (format sparse3d.crops v1): {e}") from e
+    return s
+
+
 def write_manifest(folder: str, names: List[str], **extra) -> None:
     path = os.path.join(folder, "manifest.json")
     with open(path + ".tmp", "w") as f:
@@ -140,15 +165,26 @@ def augment(s: Sample, rng: np.random.Generator) -> Sample:
 
 
 class CompletionDataset(torch.utils.data.Dataset):
-    """Samples listed in ``<root>/manifest.json`` (or every ``*.npz`` when it has none)."""
+    """Samples listed in ``<root>/manifest.json`` (or every ``*.npz`` when it has none). A manifest
+    written by ``data_tools.preprocess`` is read too (its ``split`` list, crops via
+    :func:`load_data_tools_crop`)."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, split: str = "train") -> None:
         if not os.path.isdir(root):
             raise ValueError(f"root must be a folder of completion samples, got {root!r} (not a folder)")
         man = os.path.join(root, "manifest.json")
+        self.data_tools_format = False
         if os.path.isfile(man):
             with open(man) as f:
-                names = json.load(f)["samples"]
+                m = json.load(f)
+            if m.get("format") == "sparse3d.crops":  # written by data_tools.preprocess
+                self.data_tools_format = True
+                names = list(m["splits"].get(split, []))
+            elif "samples" in m:
+                names = m["samples"]
+            else:
+                raise ValueError(f"{man}: expected a 'samples' list or a data_tools crop manifest "
+                                 f"(format 'sparse3d.crops'), got keys {sorted(m)}")
         else:
             names = sorted(n for n in os.listdir(root) if n.endswith(".npz"))
         if not names:
@@ -160,4 +196,6 @@ class CompletionDataset(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> Sample:
+        if self.data_tools_format:
+            return load_data_tools_crop(self.paths[i])
         return load_sample(self.paths[i])

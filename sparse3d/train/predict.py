@@ -13,7 +13,6 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from sparse3d.data.completion_dataset import Sample, sparse_input
 from sparse3d.models.completion import CompletionNet
@@ -72,11 +71,18 @@ def input_prediction(sample: Sample, occ_thresh: float = 1.0) -> Prediction:
     return Prediction(tsdf, occ, sample.input_known.copy(), coords, tsdf[tuple(coords.T)])
 
 
+def occupancy_mesh(occ: np.ndarray, voxel_size: float, origin=None) -> Mesh:
+    """Mesh of the boundary of a set of occupied voxels bool [X, Y, Z] (a shell around the surface band)."""
+    return tsdf_to_mesh(np.where(occ, -0.5, 0.5).astype(np.float32), np.ones(occ.shape, bool), voxel_size, origin)
+
+
 def meshes(sample: Sample, pred: Prediction) -> Dict[str, Mesh]:
+    """input / prediction: shells of their occupied (surface) voxels, so both are meshed the same way
+    (the regressed distance is too weak to mesh from: see docs/completion.md); target: its TSDF."""
     vs, o = sample.voxel_size, sample.origin
-    return {"input": tsdf_to_mesh(sample.input_tsdf, sample.input_known, vs, o),
-            # unscored voxels count as free space (+trunc) next to the scored ones
-            "prediction": tsdf_to_mesh(pred.tsdf, ndimage.binary_dilation(pred.scored), vs, o),
+    base = input_prediction(sample)
+    return {"input": occupancy_mesh(base.occ, vs, o),
+            "prediction": occupancy_mesh(pred.occ, vs, o),
             "target": tsdf_to_mesh(sample.target_tsdf, sample.target_known, vs, o)}
 
 

@@ -17,6 +17,10 @@ def register(subparsers) -> None:
     p.add_argument("--png", default=None, help="render headless to this PNG instead of opening a window")
     p.add_argument("--width", type=int, default=1200)
     p.add_argument("--height", type=int, default=500)
+    p.add_argument("--renderer", choices=["raycast", "filament"], default="raycast",
+                   help="raycast: Open3D RaycastingScene (fast on a CPU); filament: Open3D OffscreenRenderer "
+                        "(Mesa llvmpipe on a CPU: minutes per picture)")
+    p.add_argument("--clip-top", type=float, default=0.0, help="drop the top fraction of the height (ceilings)")
     p.set_defaults(func=_view)
 
 
@@ -40,7 +44,8 @@ def _view(args) -> int:
     panels = _panels(args)
     if args.png:
         from sparse3d.vis.render import render_side_by_side
-        render_side_by_side(panels, args.png, args.width, args.height)
+        render_side_by_side(panels, args.png, args.width, args.height, clip_top=args.clip_top,
+                            renderer=args.renderer)
         print(f"wrote {args.png}")
         return 0
     from sparse3d.vis.viewer import view

@@ -60,7 +60,7 @@ def _camera(pts: np.ndarray, elevation_deg: float, azimuth_deg: float):
     ext = float(np.max(hi - lo))
     el, az = np.radians(elevation_deg), np.radians(azimuth_deg)
     direction = np.array([np.sin(az) * np.cos(el), -np.cos(az) * np.cos(el), np.sin(el)])
-    return center, center + direction * ext * 1.5
+    return center, center + direction * ext * 1.3
 
 
 def render_side_by_side(panels: Sequence[Panel], png: str, width: int = 1200, height: int = 500,
