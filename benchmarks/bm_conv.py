@@ -156,8 +156,7 @@ if which == 'spconv':
     x = spconv_tensor(coords, feats)
 else:
     x = s3d.SparseTensor(coords, feats.detach()).replace(feats)
-import resource
-print('BASE', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+RESET_PEAK
 for _ in range(2):
     if which == 'spconv':
         layer(x).features.backward(gout)

@@ -38,12 +38,23 @@ def gemm_rate(n: int = 2048, repeats: int = 5, dtype: torch.dtype = torch.float3
     return 2 * n**3 / t
 
 
-def peak_rss_mb(code: str) -> float:
-    """Run python ``code`` in a fresh process; return its peak RSS growth in MiB.
+RESET_PEAK = """
+def _status(field):
+    for line in open('/proc/self/status'):
+        if line.startswith(field):
+            return int(line.split()[1])
+open('/proc/self/clear_refs', 'w').write('5')  # Linux: reset the peak RSS (VmHWM) to the current RSS
+print('BASE', _status('VmRSS'))
+"""
 
-    The code must print one line ``BASE <kib>`` (ru_maxrss after setup) before the measured work.
+
+def peak_rss_mb(code: str) -> float:
+    """Run python ``code`` in a fresh process; return its peak RSS growth in MiB (Linux).
+
+    ``code`` must contain the line ``RESET_PEAK`` where setup ends and the measured work begins.
     """
-    wrapped = "import resource\n" + code + "\nprint('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    code = code.replace("RESET_PEAK", RESET_PEAK)
+    wrapped = code + "\nprint('PEAK', _status('VmHWM'))\n"
     out = subprocess.run([sys.executable, "-c", wrapped], capture_output=True, text=True, check=True,
                          env=dict(os.environ)).stdout
     vals = {line.split()[0]: float(line.split()[1]) for line in out.splitlines() if line[:4] in ("BASE", "PEAK")}
