@@ -58,7 +58,7 @@ Pairs compact_pairs(const at::Tensor& nbr, int64_t n_in) {
   const at::Tensor active = nbr_t >= 0;
   // counts [K] and the largest index in one copy
   const at::Tensor stats =
-      at::cat({active.sum(1, /*keepdim=*/false, at::kLong), nbr_t.max().to(at::kLong).reshape({1})}).cpu();
+      at::cat({active.sum(at::IntArrayRef{1}, /*keepdim=*/false, at::kLong), nbr_t.max().to(at::kLong).reshape({1})}).cpu();
   const int64_t* st = stats.data_ptr<int64_t>();
   TORCH_CHECK_VALUE(st[k_total] < n_in, "nbr holds an index >= N_in = ", n_in, " (rows of feats)");
   p.begin.resize(k_total + 1, 0);
