@@ -4,6 +4,15 @@
 #pragma once
 #include <cstdint>
 
+// Host and device (nvcc) versions of the small helpers below.
+#ifndef S3D_HD
+#if defined(__CUDACC__)
+#define S3D_HD __host__ __device__
+#else
+#define S3D_HD
+#endif
+#endif
+
 namespace s3d {
 
 constexpr int32_t kCoordMin = -32768;
@@ -11,17 +20,17 @@ constexpr int32_t kCoordMax = 32767;
 constexpr int32_t kBatchMax = 32767;
 constexpr int64_t kEmptyKey = -1;
 
-inline bool coord_in_range(int32_t b, int32_t x, int32_t y, int32_t z) {
+S3D_HD inline bool coord_in_range(int32_t b, int32_t x, int32_t y, int32_t z) {
   return b >= 0 && b <= kBatchMax && x >= kCoordMin && x <= kCoordMax && y >= kCoordMin &&
          y <= kCoordMax && z >= kCoordMin && z <= kCoordMax;
 }
 
-inline int64_t pack_coord(int32_t b, int32_t x, int32_t y, int32_t z) {
+S3D_HD inline int64_t pack_coord(int32_t b, int32_t x, int32_t y, int32_t z) {
   return (static_cast<int64_t>(b) << 48) | (static_cast<int64_t>(x - kCoordMin) << 32) |
          (static_cast<int64_t>(y - kCoordMin) << 16) | static_cast<int64_t>(z - kCoordMin);
 }
 
-inline uint64_t hash_key(int64_t key) {  // splitmix64 finalizer
+S3D_HD inline uint64_t hash_key(int64_t key) {  // splitmix64 finalizer
   uint64_t h = static_cast<uint64_t>(key);
   h ^= h >> 30;
   h *= 0xbf58476d1ce4e5b9ULL;
@@ -32,6 +41,6 @@ inline uint64_t hash_key(int64_t key) {  // splitmix64 finalizer
 }
 
 // Floor division and divisibility for possibly negative coordinates.
-inline bool divides(int32_t v, int32_t d) { return ((v % d) + d) % d == 0; }
+S3D_HD inline bool divides(int32_t v, int32_t d) { return ((v % d) + d) % d == 0; }
 
 }  // namespace s3d

@@ -5,6 +5,14 @@
 #pragma once
 #include <cstdint>
 
+#ifndef S3D_HD
+#if defined(__CUDACC__)
+#define S3D_HD __host__ __device__
+#else
+#define S3D_HD
+#endif
+#endif
+
 namespace s3d {
 
 constexpr int kWideBits = 17;
@@ -13,12 +21,12 @@ constexpr int64_t kWideFieldMax = (int64_t(1) << kWideBits) - 1;
 constexpr int64_t kWideBatchMax = 2047;
 constexpr int64_t kWideHeadroom = kWideOffset - 1024;  // |coords * mul| bound; the rest is for offsets
 
-inline int64_t wide_key(int64_t b, int64_t x, int64_t y, int64_t z) {
+S3D_HD inline int64_t wide_key(int64_t b, int64_t x, int64_t y, int64_t z) {
   return (b << (3 * kWideBits)) | ((x + kWideOffset) << (2 * kWideBits)) | ((y + kWideOffset) << kWideBits) |
          (z + kWideOffset);
 }
 
-inline int64_t wide_delta(int64_t dx, int64_t dy, int64_t dz) {
+S3D_HD inline int64_t wide_delta(int64_t dx, int64_t dy, int64_t dz) {
   return dx * (int64_t(1) << (2 * kWideBits)) + dy * (int64_t(1) << kWideBits) + dz;
 }
 
