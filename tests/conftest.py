@@ -20,3 +20,12 @@ def _deterministic_numerics():
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     yield
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one torch thread (tiny models: faster and steadier on a small shared CPU)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -10,13 +10,7 @@ from sparse3d.gen2d.pixelcnn import PixelCNN
 from sparse3d.gen2d.pixelrnn import PixelRNN
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster and steadier on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def dependency(model, C, H, W, cond=None, batch=4):

@@ -6,13 +6,7 @@ from sparse3d.gen2d.data import moving_shapes
 from sparse3d.gen2d.flow import flow_warping_error, warp
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster and steadier on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_warp_integer_shift_is_exact():

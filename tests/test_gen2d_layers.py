@@ -5,13 +5,7 @@ import torch
 from sparse3d.gen2d.layers import MaskedConv2d, causal_mask, sample_categorical, shift_down
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster and steadier on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_mask_spatial_part_is_raster_causal():

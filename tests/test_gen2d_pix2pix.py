@@ -7,13 +7,7 @@ from sparse3d.gen2d.pix2pix import (MultiScaleDiscriminator, PatchDiscriminator,
                                     pix2pix_step)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster and steadier on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_patchgan_receptive_field_is_70():

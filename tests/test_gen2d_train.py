@@ -10,13 +10,7 @@ from sparse3d.gen2d.cli import register_train
 from sparse3d.gen2d.train import FitConfig, fit, load_checkpoint, save_atomic
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster and steadier on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _toy(out_dir, max_epochs, resume=False, patience=100, vals=None):

@@ -7,13 +7,7 @@ from sparse3d.gen2d.flow import warp
 from sparse3d.gen2d.vid2vid import SequentialGenerator, Vid2Vid, one_hot_labels, video_windows
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster and steadier on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class FixedNet(torch.nn.Module):
