@@ -1,46 +1,49 @@
 """Scene-completion training throughput and peak memory per conv backend.
 
-    python benchmarks/bm_completion.py [--steps 10] [--size 32] [--batch 4] [--device cpu] [--json out.json]
+    python benchmarks/bm_completion.py [--steps 10] [--size 32] [--batch 4] [--device cpu]
 
-Backends: "native" (all layers), "torch" (pure-PyTorch reference, all layers) and "spconv"
-(encoder only: the generative transposed convs that create child voxels have no spconv
-equivalent and raise there, so the decoder stays on native). A backend is reported
-"not available" only when ``sparse3d.backends.get_backend(name)`` raises.
-Peak memory: ``torch.cuda.max_memory_allocated`` on CUDA; on CPU the growth of the process's
-peak RSS during the run (a coarse upper bound; the first backend also pays allocator warm-up).
+Backends: "native", "spconv" and "torch" (pure-PyTorch reference), each on every conv layer of
+the model (spconv runs the generative transposed convs as its SparseConvTensor transposed conv).
+Every backend trains the same model from the same seed on the same batches, one after another in
+one run. A backend is reported "not available" only when ``get_backend(name)`` raises.
+Peak memory: ``torch.cuda.max_memory_allocated`` on CUDA; on CPU the peak RSS (VmHWM, reset
+before each backend through /proc/self/clear_refs) minus the RSS at the reset.
+Writes benchmarks/results/bm_completion_<device>.json.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import sys
 import time
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import machine_info, write_json  # noqa: E402
 
 import sparse3d.nn as snn  # noqa: E402
 from sparse3d.backends import get_backend  # noqa: E402
 from sparse3d.data.completion_dataset import collate  # noqa: E402
 from sparse3d.data.procedural import procedural_sample  # noqa: E402
 from sparse3d.models.completion import CompletionConfig, CompletionNet  # noqa: E402
-from sparse3d.nn.conv import GenerativeConvTranspose3d  # noqa: E402
 from sparse3d.train.completion_loss import completion_loss  # noqa: E402
 
 
-def set_backends(net: CompletionNet, name: str) -> str:
-    """Apply ``name``; for spconv only the encoder (stem, enc, down). Returns what was applied."""
-    if name != "spconv":
-        snn.set_backend(net, name)
-        return "all layers"
-    snn.set_backend(net, "native")
-    for part in (net.stem, net.enc, net.down):
-        snn.set_backend(part, "spconv")
-    assert not any(isinstance(m, GenerativeConvTranspose3d) and m.backend == "spconv" for m in net.modules())
-    return "encoder only (generative transposed convs have no spconv equivalent)"
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _reset_peak_rss() -> int:
+    """Reset VmHWM to the current RSS (Linux); returns the current RSS in KiB."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return _status_kib("VmRSS")
 
 
 def bench(name: str, steps: int, size: int, batch: int, device: str, channels) -> dict:
@@ -50,12 +53,13 @@ def bench(name: str, steps: int, size: int, batch: int, device: str, channels) -
         return {"backend": name, "status": f"not available ({e})"}
     torch.manual_seed(0)
     net = CompletionNet(CompletionConfig(channels=tuple(channels))).to(device)
-    scope = set_backends(net, name)
+    snn.set_backend(net, name)
+    assert all(getattr(m, "backend", name) == name for m in net.modules())
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     batches = [collate([procedural_sample(size, 100 * i + j) for j in range(batch)]) for i in range(2)]
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss0 = None if device.startswith("cuda") else _reset_peak_rss()
 
     def step(i):
         x, t = batches[i % 2]
@@ -79,8 +83,8 @@ def bench(name: str, steps: int, size: int, batch: int, device: str, channels) -
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
     peak = (torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda")
-            else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024)
-    return {"backend": name, "status": "ok", "scope": scope, "steps_per_s": steps / dt,
+            else (_status_kib("VmHWM") - rss0) / 1024)
+    return {"backend": name, "status": "ok", "steps_per_s": steps / dt,
             "input_voxels_per_step": nvox / steps, "peak_mem_mib": peak}
 
 
@@ -92,22 +96,21 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64])
     ap.add_argument("--backends", nargs="+", default=["native", "spconv", "torch"])
-    ap.add_argument("--json", default="bm_completion.json")
     a = ap.parse_args()
     rows = [bench(b, a.steps, a.size, a.batch, a.device, a.channels) for b in a.backends]
     print(f"completion training, crops {a.size}^3 x {a.batch}, channels {a.channels}, device {a.device}, "
           f"threads {torch.get_num_threads()}")
-    print(f"{'backend':<8} {'steps/s':>8} {'in vox/step':>12} {'peak MiB':>9}  scope")
+    print(f"{'backend':<8} {'steps/s':>8} {'in vox/step':>12} {'peak MiB':>9} {'vs native':>10}")
+    base = next((r["steps_per_s"] for r in rows if r["backend"] == "native" and r["status"] == "ok"), None)
     for r in rows:
         if r["status"] != "ok":
             print(f"{r['backend']:<8} {r['status']}")
         else:
             print(f"{r['backend']:<8} {r['steps_per_s']:>8.2f} {r['input_voxels_per_step']:>12.0f} "
-                  f"{r['peak_mem_mib']:>9.1f}  {r['scope']}")
-    with open(a.json + ".tmp", "w") as f:
-        json.dump({"args": vars(a), "results": rows}, f, indent=1)
-    os.replace(a.json + ".tmp", a.json)
-    print(f"wrote {a.json}")
+                  f"{r['peak_mem_mib']:>9.1f} {r['steps_per_s'] / base if base else float('nan'):>9.2f}x")
+    path = write_json(f"bm_completion_{a.device.split(':')[0]}", {"machine": machine_info(), "args": vars(a),
+                                                                   "results": rows})
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

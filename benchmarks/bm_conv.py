@@ -65,7 +65,7 @@ def bench_size(n: int, repeats: int, gemm: float) -> list:
     def ours_kmap():
         x = s3d.SparseTensor._make(torch.empty(n, 1), s3d.CoordinateManager(), 0)
         x.manager.insert(coords, 1)
-        x.manager.kernel_map(0, 0, 3, 1)
+        x.manager.kernel_map(0, 0, 3, 1).tables.get()  # both tables (built lazily)
 
     sp_in = spconv_tensor(coords, torch.empty(n, 1))
 

@@ -3,8 +3,10 @@
 Resumable: a scene is done when `<out>/<scene>/_scene.json` exists with the same parameters;
 done scenes are skipped. Every file is written atomically. A scene that fails (corrupt or
 truncated file) is reported by file and frame, the others go on, and the summary lists the
-failures (`preprocess` returns it; the CLI exits non-zero). See `data_tools.chunks` for the
-format of the output.
+failures (`preprocess` returns it; the CLI exits non-zero). A worker process that dies (killed,
+e.g. out of memory) breaks the process pool: every scene not finished by then is recorded as
+failed with that reason, the manifest is still written and the summary returned. See
+`data_tools.chunks` for the format of the output.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import os
 import time
 import traceback
 import zlib
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -117,14 +120,19 @@ def _scene_done(out_scene: str, params: Dict) -> bool:
 
 
 def _run_one(src: SceneSource, out: str, cfg: CropConfig, threads: int) -> Tuple[str, Optional[Dict], Optional[str]]:
-    """Worker: process one scene; returns (scene_id, record or None, error message or None)."""
+    """Worker: process one scene; returns (scene_id, record or None, error message or None).
+    threads > 0: torch.set_num_threads(threads) first (this also sets the OpenMP threads that torch
+    and the native fusion share; OMP_NUM_THREADS would be too late, torch is imported already)."""
     if threads > 0:
         import torch
         torch.set_num_threads(threads)
     out_scene = os.path.join(out, src.scene_id)
     try:
         frames, mesh = _load_source(src)
-        # drop stale crops of an interrupted run of this scene
+        # drop the record first (a failed rerun must not leave it pointing at deleted crops), then stale crops
+        record = os.path.join(out_scene, "_scene.json")
+        if os.path.exists(record):
+            os.remove(record)
         for p in glob.glob(os.path.join(out_scene, "crop_*.npz")):
             os.remove(p)
         rec = process_scene(frames, src.scene_id, out_scene, cfg, mesh)
@@ -142,8 +150,11 @@ def _run_one(src: SceneSource, out: str, cfg: CropConfig, threads: int) -> Tuple
             close()
 
 
-def _worker_init(threads: int) -> None:
-    os.environ["OMP_NUM_THREADS"] = str(threads)
+def _pool_failure(e: BaseException) -> str:
+    if isinstance(e, BrokenProcessPool):
+        return (f"not finished: a worker process died (killed, e.g. out of memory?) and the process pool stopped "
+                f"({type(e).__name__}: {e}); rerun to retry the scenes that did not finish")
+    return f"worker error: {type(e).__name__}: {e}"
 
 
 def preprocess(root: PathLike, out: PathLike, config: Optional[CropConfig] = None, workers: int = 1,
@@ -161,12 +172,21 @@ def preprocess(root: PathLike, out: PathLike, config: Optional[CropConfig] = Non
     cfg.validate()
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers: expected an int >= 1, got {workers!r}")
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction: expected a number in [0, 1), got {val_fraction!r}")
     t0 = time.time()
     out = os.path.abspath(os.fspath(out))
     os.makedirs(out, exist_ok=True)
     sources = discover(root)
     if scenes is not None:
+        if isinstance(scenes, str):
+            raise TypeError(f"scenes: expected a list of scene ids, got the string {scenes!r}")
         want = set(scenes)
+        missing = sorted(want - {s.scene_id for s in sources})
+        if missing:
+            raise ValueError(f"scenes: {missing} not found under {os.fspath(root)!r} "
+                             f"(found {len(sources)} scenes: {[s.scene_id for s in sources][:10]}"
+                             f"{' ...' if len(sources) > 10 else ''})")
         sources = [s for s in sources if s.scene_id in want]
     params = cfg.to_json()
     todo, skipped = [], []
@@ -192,10 +212,13 @@ def preprocess(root: PathLike, out: PathLike, config: Optional[CropConfig] = Non
     else:
         threads = max(1, ncpu // workers)
         ctx = mp.get_context("spawn")
-        with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as ex:
-            futs = [ex.submit(_run_one, s, out, cfg, threads) for s in todo]
+        with cf.ProcessPoolExecutor(workers, mp_context=ctx) as ex:
+            futs = {ex.submit(_run_one, s, out, cfg, threads): s.scene_id for s in todo}
             for fut in cf.as_completed(futs):
-                sid, rec, err = fut.result()
+                try:
+                    sid, rec, err = fut.result()
+                except Exception as e:  # noqa: BLE001 - BrokenProcessPool (a worker died) and the like
+                    sid, rec, err = futs[fut], None, _pool_failure(e)
                 (failed.__setitem__(sid, err) if err else done.append(sid))
                 if bar is not None:
                     bar.update(1)

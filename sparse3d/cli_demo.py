@@ -24,6 +24,10 @@ def register(subparsers) -> None:
     p.add_argument("--test-scenes", type=int, default=None)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--input-fraction", type=float, default=0.3,
+                   help="fraction of each scan's frames fused into the partial input (default 0.3)")
+    p.add_argument("--segments", type=int, default=SEGMENTS,
+                   help=f"the input frames form this many contiguous runs of the trajectory (default {SEGMENTS})")
     p.add_argument("--device", default="cpu")
     p.add_argument("--config", default=None, help="training YAML (default: built-in demo settings)")
     p.add_argument("--threads", type=int, default=1,
@@ -32,12 +36,15 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_demo)
 
 
+SEGMENTS = 2
+
+
 def _log(msg: str, t0: float) -> None:
     print(f"[demo {time.time() - t0:6.1f}s] {msg}", flush=True)
 
 
 def _prepare(scene_dirs: List[str], out: str, crops: str | None, seed: int, voxel_size: float,
-             crops_per_scene: int, crop_size: int) -> List[str]:
+             crops_per_scene: int, crop_size: int, input_fraction: float, segments: int) -> List[str]:
     from tqdm import tqdm
 
     from data_tools.scannet import ScanNetScene
@@ -51,7 +58,8 @@ def _prepare(scene_dirs: List[str], out: str, crops: str | None, seed: int, voxe
         sample = None
         if not os.path.isfile(path):
             sc = ScanNetScene(d)
-            sample = scan_sample(sc, voxel_size=voxel_size, seed=seed * 1000 + k)
+            sample = scan_sample(sc, voxel_size=voxel_size, input_fraction=input_fraction, segments=segments,
+                                 seed=seed * 1000 + k)
             sc.close()
             save_sample(path, sample)
         names.append(sid + ".npz")
@@ -108,10 +116,13 @@ def run_demo(args: argparse.Namespace) -> int:
         test_dirs = generate_scenes(scans, n_test, seed=args.seed + 1, n_frames=60, width=160, height=120,
                                     first_index=100)
     # 2. fuse + crops
-    _log("fusing input (~30% of frames, 2 runs) and target (all frames) TSDFs at 5 cm", t0)
+    _log(f"fusing input (~{args.input_fraction:.0%} of frames, {args.segments} runs) and target (all frames) "
+         "TSDFs at 5 cm", t0)
+    frames = dict(input_fraction=args.input_fraction, segments=args.segments)
     _prepare(train_dirs, os.path.join(out, "samples", "train"), os.path.join(out, "samples", "crops"), args.seed,
-             voxel_size, 24, 32)
-    test_paths = _prepare(test_dirs, os.path.join(out, "samples", "test"), None, args.seed + 1, voxel_size, 0, 32)
+             voxel_size, 24, 32, **frames)
+    test_paths = _prepare(test_dirs, os.path.join(out, "samples", "test"), None, args.seed + 1, voxel_size, 0, 32,
+                          **frames)
     # 3. train
     cfg = load_config(args.config, {"data": os.path.join(out, "samples", "crops"), "out": os.path.join(out, "run"),
                                     "steps": steps, "seed": args.seed, "device": args.device,

@@ -20,7 +20,7 @@ Kernel-map semantics (``o`` output row, ``i`` input row, ``off[k]`` from
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
@@ -60,16 +60,32 @@ def check_range(coords: torch.Tensor, name: str = "coords") -> None:
         )
 
 
+class _PairTables:
+    """The two neighbor tables of one conv geometry, built on first use and shared by a map and its
+    transpose. Backends with their own index structures (spconv) never ask for them, so they pay nothing."""
+
+    def __init__(self, build: Callable[[], Tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self._build: Optional[Callable[[], Tuple[torch.Tensor, torch.Tensor]]] = build
+        self._tables: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+
+    def get(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        if self._tables is None:
+            assert self._build is not None
+            self._tables = self._build()
+            self._build = None
+        return self._tables
+
+
 @dataclass(frozen=True)
 class KernelMap:
     """Pairs (input row, output row, offset index) of one convolution, as two tables.
 
     nbr_out: int32 ``[N_out, K]``, input row feeding output row o through offset k, or -1.
     nbr_in:  int32 ``[N_in, K]``, output row fed by input row i through offset k, or -1.
+    Both are built on first access (see :class:`_PairTables`).
     """
 
-    nbr_out: torch.Tensor
-    nbr_in: torch.Tensor
+    tables: _PairTables  # (nbr_out, nbr_in) of the conv (non-transposed) direction
     in_key: int
     out_key: int
     kernel_size: int
@@ -77,10 +93,20 @@ class KernelMap:
     dilation: int
     transposed: bool
 
+    @property
+    def nbr_out(self) -> torch.Tensor:
+        t = self.tables.get()
+        return t[1] if self.transposed else t[0]
+
+    @property
+    def nbr_in(self) -> torch.Tensor:
+        t = self.tables.get()
+        return t[0] if self.transposed else t[1]
+
     def transpose(self) -> "KernelMap":
         """The same pairs with inputs and outputs swapped (for the transposed conv)."""
-        return KernelMap(self.nbr_in, self.nbr_out, self.out_key, self.in_key, self.kernel_size, self.stride,
-                         self.dilation, not self.transposed)
+        return KernelMap(self.tables, self.out_key, self.in_key, self.kernel_size, self.stride, self.dilation,
+                         not self.transposed)
 
     @property
     def num_pairs(self) -> int:
@@ -196,32 +222,41 @@ class CoordinateManager:
         return self._derived[cache]
 
     # ---- kernel maps -----------------------------------------------------------------
-    def kernel_map(self, in_key: int, out_key: int, kernel_size: int, stride: int, dilation: int = 1) -> KernelMap:
+    def kernel_map(self, in_key: int, out_key: int, kernel_size: int, stride: int, dilation: int = 1,
+                   transposed: bool = False) -> KernelMap:
         """Kernel map from set ``in_key`` to set ``out_key``.
 
-        ``stride(out) == stride(in) * stride`` gives a (strided or submanifold) conv map;
-        ``stride(in) == stride(out) * stride`` gives the transposed map (coarse -> fine).
+        ``transposed=False``: a (strided or submanifold) conv map, ``stride(out) == stride(in) * stride``;
+        ``transposed=True``: the transposed map (coarse -> fine, ``stride(in) == stride(out) * stride``):
+        the pairs of the conv ``out_key -> in_key`` with roles swapped, so input ``i`` feeds output
+        ``i * stride + off[k]`` through offset k. At stride 1 this is *not* the submanifold map: its
+        offsets point the other way (a transposed conv equals a conv with the kernel flipped).
         """
         s_in, s_out = self.stride(in_key), self.stride(out_key)
-        if s_out == s_in * stride:
+        if not transposed:
+            if s_out != s_in * stride:
+                raise ValueError(f"no conv kernel map with stride={stride} from a set of tensor stride {s_in} "
+                                 f"to one of tensor stride {s_out} (expected {s_in * stride})")
             return self._conv_map(in_key, out_key, kernel_size, stride, dilation)
-        if s_in == s_out * stride:
-            return self._conv_map(out_key, in_key, kernel_size, stride, dilation).transpose()
-        raise ValueError(
-            f"no kernel map with stride={stride} between a set of tensor stride {s_in} and one of tensor stride {s_out}"
-        )
+        if s_in != s_out * stride:
+            raise ValueError(f"no transposed kernel map with stride={stride} from a set of tensor stride {s_in} "
+                             f"to one of tensor stride {s_out} (expected {s_in // max(stride, 1)})")
+        return self._conv_map(out_key, in_key, kernel_size, stride, dilation).transpose()
 
     def _conv_map(self, in_key: int, out_key: int, kernel_size: int, stride: int, dilation: int) -> KernelMap:
         cache = (in_key, out_key, kernel_size, stride, dilation)
         if cache not in self._kmaps:
-            C = _ext.load()
-            off = kernel_offsets(kernel_size, dilation)
-            nbr_out = C.kmap.neighbor_table(self.sorted(out_key, stride), self.sorted(in_key), off)
-            if in_key == out_key and stride == 1 and kernel_size % 2 == 1:
-                nbr_in = nbr_out.flip(1).contiguous()  # odd kernels are point-symmetric
-            else:
-                nbr_in = C.kmap.invert(nbr_out, self.size(in_key))
-            self._kmaps[cache] = KernelMap(nbr_out, nbr_in, in_key, out_key, kernel_size, stride, dilation, False)
+            def build() -> Tuple[torch.Tensor, torch.Tensor]:
+                C = _ext.load()
+                off = kernel_offsets(kernel_size, dilation)
+                nbr_out = C.kmap.neighbor_table(self.sorted(out_key, stride), self.sorted(in_key), off)
+                if in_key == out_key and stride == 1 and kernel_size % 2 == 1:
+                    nbr_in = nbr_out.flip(1).contiguous()  # odd kernels are point-symmetric
+                else:
+                    nbr_in = C.kmap.invert(nbr_out, self.size(in_key))
+                return nbr_out, nbr_in
+
+            self._kmaps[cache] = KernelMap(_PairTables(build), in_key, out_key, kernel_size, stride, dilation, False)
         return self._kmaps[cache]
 
     def to(self, device: torch.device | str) -> "CoordinateManager":

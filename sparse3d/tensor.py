@@ -9,6 +9,7 @@ so kernel maps are computed once and reused by every layer.
 """
 from __future__ import annotations
 
+import operator
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -27,17 +28,41 @@ def _as_coords(coords: torch.Tensor, name: str = "coords") -> torch.Tensor:
     return coords.int().contiguous()
 
 
+def _check_feats(feats: torch.Tensor, name: str = "feats", n: Optional[int] = None,
+                 device: Optional[torch.device] = None) -> None:
+    """feats must be a floating-point torch.Tensor ``[N, C]`` (N = ``n`` and on ``device`` when given)."""
+    if not isinstance(feats, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor [N, C], got {type(feats).__name__}")
+    if feats.dim() != 2 or (n is not None and feats.shape[0] != n):
+        want = "[N, C]" if n is None else f"[N={n}, C]"
+        raise ValueError(f"{name} must have shape {want}, got {tuple(feats.shape)}")
+    if not feats.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {feats.dtype}")
+    if device is not None and feats.device != device:
+        raise ValueError(f"{name} must be on the tensor's device {device}, got {feats.device}; move it with .to()")
+
+
+def _check_batch_size(batch_size: object, needed: int, name: str = "batch_size") -> int:
+    """``batch_size`` as an int >= ``needed`` (the largest batch index present + 1)."""
+    try:
+        if isinstance(batch_size, bool):
+            raise TypeError
+        batch_size = operator.index(batch_size)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(batch_size).__name__}: {batch_size!r}") from None
+    if batch_size < needed:
+        present = f"largest batch index {needed - 1}" if needed else "no voxels"
+        raise ValueError(f"{name}={batch_size} is smaller than the batch indices present ({present}, so "
+                         f"{name} must be >= {needed})")
+    return batch_size
+
+
 class SparseTensor:
     """A batch of sparse voxel grids (see the module docstring for shapes)."""
 
     def __init__(self, coords: torch.Tensor, feats: torch.Tensor, stride: int = 1) -> None:
         coords = _as_coords(coords)
-        if not isinstance(feats, torch.Tensor):
-            raise TypeError(f"feats must be a torch.Tensor [N, C], got {type(feats).__name__}")
-        if feats.dim() != 2:
-            raise ValueError(f"feats must have shape [N, C], got {tuple(feats.shape)}")
-        if not feats.is_floating_point():
-            raise TypeError(f"feats must be a floating-point tensor, got dtype {feats.dtype}")
+        _check_feats(feats)
         if feats.shape[0] != coords.shape[0]:
             raise ValueError(f"coords and feats must have the same N, got {coords.shape[0]} and {feats.shape[0]}")
         if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
@@ -94,10 +119,8 @@ class SparseTensor:
 
     # ---- feature-level helpers -------------------------------------------------------
     def replace(self, feats: torch.Tensor) -> "SparseTensor":
-        """Same coordinates and manager, new features ``[N, C']``."""
-        if not isinstance(feats, torch.Tensor) or feats.dim() != 2 or feats.shape[0] != len(self):
-            got = tuple(feats.shape) if isinstance(feats, torch.Tensor) else type(feats).__name__
-            raise ValueError(f"feats must have shape [N={len(self)}, C], got {got}")
+        """Same coordinates and manager, new features: floating point ``[N, C']`` on this tensor's device."""
+        _check_feats(feats, n=len(self), device=self.device)
         return SparseTensor._make(feats, self.manager, self.key)
 
     def to(self, device: torch.device | str | None = None, dtype: Optional[torch.dtype] = None) -> "SparseTensor":
@@ -134,7 +157,8 @@ class SparseTensor:
               batch_size: Optional[int] = None) -> torch.Tensor:
         """Dense volume ``[B, C, X, Y, Z]``; voxel (b, x, y, z) lands at ``[b, :, x-ox, y-oy, z-oz]``.
 
-        ``origin`` defaults to (0, 0, 0) and ``spatial_shape`` to the smallest that holds all voxels.
+        ``origin`` defaults to (0, 0, 0) and ``spatial_shape`` to the smallest that holds all voxels;
+        ``batch_size`` (B) defaults to :attr:`batch_size` and may not be smaller.
         """
         c = self.coords.long()
         o = torch.zeros(3, dtype=torch.long, device=c.device) if origin is None else \
@@ -153,7 +177,7 @@ class SparseTensor:
         if xyz.numel() and any(int(m) >= s for m, s in zip(xyz.max(0).values.tolist(), spatial_shape)):
             raise ValueError(f"spatial_shape={spatial_shape} does not hold voxels up to "
                              f"{xyz.max(0).values.tolist()} (relative to origin)")
-        b = self.batch_size if batch_size is None else int(batch_size)
+        b = self.batch_size if batch_size is None else _check_batch_size(batch_size, self.batch_size)
         vol = self.feats.new_zeros((b, *spatial_shape, self.num_channels))
         vol[c[:, 0], xyz[:, 0], xyz[:, 1], xyz[:, 2]] = self.feats
         return vol.permute(0, 4, 1, 2, 3).contiguous()
@@ -178,11 +202,26 @@ class SparseTensor:
         p = points.shape[0]
         if feats is None:
             feats = points.new_ones((p, 1))
+        if not isinstance(feats, torch.Tensor):
+            raise TypeError(f"feats must be a torch.Tensor [P, C], got {type(feats).__name__}")
         if feats.dim() != 2 or feats.shape[0] != p:
             raise ValueError(f"feats must have shape [P={p}, C], got {tuple(feats.shape)}")
+        if not feats.is_floating_point():
+            raise TypeError(f"feats must be a floating-point tensor, got dtype {feats.dtype}")
+        if feats.device != points.device:
+            raise ValueError(f"feats must be on points' device {points.device}, got {feats.device}")
         if not torch.isfinite(points).all():
             raise ValueError("points must be finite (found NaN or inf)")
-        b = torch.zeros(p, dtype=torch.long, device=points.device) if batch is None else batch.long()
+        if batch is None:
+            b = torch.zeros(p, dtype=torch.long, device=points.device)
+        else:
+            if not isinstance(batch, torch.Tensor):
+                raise TypeError(f"batch must be an integer torch.Tensor [P], got {type(batch).__name__}")
+            if batch.is_floating_point() or batch.is_complex() or batch.dtype == torch.bool:
+                raise TypeError(f"batch must be an integer tensor (batch index per point), got dtype {batch.dtype}")
+            if batch.device != points.device:
+                raise ValueError(f"batch must be on points' device {points.device}, got {batch.device}")
+            b = batch.long()
         if b.shape != (p,):
             raise ValueError(f"batch must have shape [P={p}], got {tuple(b.shape)}")
         xyz = torch.floor(points.double() / voxel_size).long()
@@ -201,6 +240,20 @@ class SparseTensor:
         """Concatenate tensors into one batch; tensor j's batch items follow those of tensor j-1."""
         if len(tensors) == 0:
             raise ValueError("tensors must hold at least one SparseTensor, got an empty sequence")
+        for i, t in enumerate(tensors):
+            if not isinstance(t, SparseTensor):
+                raise TypeError(f"tensors[{i}] must be a SparseTensor, got {type(t).__name__}")
+        first = tensors[0]
+        for i, t in enumerate(tensors[1:], start=1):
+            if t.dtype != first.dtype:
+                raise TypeError(f"tensors must share one dtype, got tensors[0].dtype={first.dtype} and "
+                                f"tensors[{i}].dtype={t.dtype}; cast with .to(dtype=...)")
+            if t.num_channels != first.num_channels:
+                raise ValueError(f"tensors must have the same number of channels, got tensors[0] with "
+                                 f"{first.num_channels} and tensors[{i}] with {t.num_channels}")
+            if t.device != first.device:
+                raise ValueError(f"tensors must be on one device, got tensors[0] on {first.device} and "
+                                 f"tensors[{i}] on {t.device}")
         strides = {t.stride for t in tensors}
         if len(strides) != 1:
             raise ValueError(f"tensors must share one stride, got {sorted(strides)}")

@@ -1,4 +1,7 @@
-"""Shared fixtures: the real sample data folder (../shared/data), skipped with a reason if absent."""
+"""Shared fixtures: the real sample data folder (../shared/data), skipped with a reason if absent.
+
+Collection order: the tests of test_dense_reference.py run first, so the dense reference is checked
+(impulse inputs, non-symmetric kernels) before the other tests use it as ground truth."""
 from pathlib import Path
 
 import pytest
@@ -29,3 +32,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+FIRST_MODULES = ("test_dense_reference.py",)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Move the dense-reference tests to the front, keeping the relative order of everything else."""
+    def runs_first(item) -> bool:
+        path = getattr(item, "path", None)
+        name = path.name if path is not None else Path(str(item.fspath)).name
+        return name in FIRST_MODULES
+
+    items[:] = [i for i in items if runs_first(i)] + [i for i in items if not runs_first(i)]

@@ -82,3 +82,56 @@ def test_reads_data_tools_crop_format(tmp_path):
     assert s.shape == size and s.input_tsdf[1, 2, 3] == 0.5 and s.target_tsdf[1, 2, 4] == -0.5
     assert s.target_tsdf[0, 0, 0] == 3.0 and s.target_tsdf[0, 0, 6] == 0.0  # known free space / unknown
     assert s.input_known.sum() == known.sum() and list(s.origin) == [8, 0, 0]
+
+
+# ---- prediction: occ_thresh, sample/model checks, non-finite metrics ---------------------------------
+
+def _small_net(**kw):
+    from sparse3d.models import CompletionConfig, CompletionNet
+    import torch
+    torch.manual_seed(0)
+    return CompletionNet(CompletionConfig(channels=(4, 8, 8), grow_steps=1, **kw))
+
+
+def test_meshes_use_the_callers_occ_thresh():
+    from sparse3d.train.predict import evaluate_sample, meshes, occupancy_mesh
+    s = procedural_sample(16, 1)
+    pred = input_prediction(s)
+    for t in (0.5, 1.0):
+        want = occupancy_mesh(input_prediction(s, t).occ, s.voxel_size, s.origin)
+        np.testing.assert_array_equal(meshes(s, pred, occ_thresh=t)["input"][1], want[1])
+    assert len(meshes(s, pred, 0.5)["input"][1]) < len(meshes(s, pred, 1.0)["input"][1])
+    _, _, ms = evaluate_sample(_small_net(), s, occ_thresh=0.5)
+    np.testing.assert_array_equal(ms["input"][1], meshes(s, pred, 0.5)["input"][1])
+
+
+def test_sample_must_match_the_models_trunc_and_voxel_size():
+    from sparse3d.train.predict import evaluate_sample, predict_sample
+    with pytest.raises(ValueError, match=r"sample trunc \(2\.0 voxels\) differs from the model's trunc \(3\.0 voxels\)"):
+        evaluate_sample(_small_net(), procedural_sample(16, 0, trunc=2.0))
+    s = procedural_sample(16, 0)  # voxel_size 0.05
+    with pytest.raises(ValueError, match=r"sample voxel_size \(0\.05 m\) differs from the model's training "
+                                         r"voxel_size \(0\.04 m\)"):
+        predict_sample(_small_net(voxel_size=0.04), s)
+    assert predict_sample(_small_net(voxel_size=0.05), s).tsdf.shape == (16, 16, 16)
+    assert predict_sample(_small_net(), s).tsdf.shape == (16, 16, 16)  # voxel size not recorded: not checked
+
+
+def test_empty_mesh_chamfer_is_null_in_json_and_na_in_table(tmp_path):
+    import json
+    from sparse3d.train.predict import format_table, write_json
+    assert chamfer(np.zeros((0, 3)), np.zeros((4, 3))) == float("inf")
+    rows = {"a": {"input": {"iou": 0.5, "l1": 1.0, "chamfer_m": 0.2}, "prediction": {"iou": 0.25, "l1": 2.0,
+                                                                                  "chamfer_m": 0.1}},
+            "b": {"input": {"iou": 0.7, "l1": 3.0, "chamfer_m": 0.4},
+                  "prediction": {"iou": 0.0, "l1": 1.0, "chamfer_m": float("inf")}}}
+    p = str(tmp_path / "m.json")
+    write_json(p, {"scenes": rows, "steps": 3})
+    text = open(p).read()
+    assert "Infinity" not in text and "NaN" not in text
+    got = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert got["scenes"]["b"]["prediction"]["chamfer_m"] is None and got["scenes"]["a"]["prediction"]["chamfer_m"] == 0.1
+    lines = format_table(rows).splitlines()
+    assert lines[2].split() == ["b", "0.700", "0.000", "3.000", "1.000", "0.4000", "n/a"]
+    assert lines[3].split() == ["mean", "0.600", "0.125", "2.000", "1.500", "0.3000", "0.1000"]
+    assert lines[4] == "(the mean skips scenes where a value is n/a: CD pred 1 of 2)"

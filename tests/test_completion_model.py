@@ -96,3 +96,13 @@ def test_log_transform_and_overfit():
         opt.step()
         losses.append(float(loss))
     assert losses[-1] < 0.6 * losses[0]
+
+
+def test_coarse_dense_needs_bounds():
+    net = CompletionNet(CompletionConfig(channels=(4, 8), grow_steps=0, coarse_dense=True)).eval()
+    x, t = collate([procedural_sample(8, 0)])
+    with pytest.raises(ValueError, match=r"coarse_dense=True needs bounds=\(X, Y, Z\).*got bounds=None"):
+        net(x)
+    with torch.no_grad():
+        out = net(x, bounds=t.shape)
+    assert len(out.levels[0]) == 4 ** 3  # the whole 8^3 volume at stride 2

@@ -1,5 +1,7 @@
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 
@@ -8,6 +10,7 @@ import torch
 
 from sparse3d.train.checkpoint import load_checkpoint, load_model
 from sparse3d.train.config import load_config
+from sparse3d.train import loop
 from sparse3d.train.loop import params_digest, train
 
 from _completion_fixtures import write_tiny_dataset
@@ -65,9 +68,16 @@ def test_seeded_runs_are_identical(tiny_data, tmp_path):
     assert params_digest(a) == params_digest(b)
 
 
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_ddp_two_gloo_processes_stay_identical(tiny_data, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
            "-m", "sparse3d.cli", "train", "completion", "--data", tiny_data, "--out", str(out), "--steps", "3",
            "--batch-size", "2", "--threads", "1", "--config", str(tmp_path / "tiny.yaml")]
     import yaml
@@ -79,6 +89,7 @@ def test_ddp_two_gloo_processes_stay_identical(tiny_data, tmp_path):
     d1 = json.load(open(out / "replica_rank1.json"))
     assert d0["digest"] == d1["digest"] and d0["step"] == 3
     assert load_checkpoint(str(out / "last.pt"))["step"] == 3
+    assert not [f for f in os.listdir(out) if ".tmp" in f]  # replica files written via temp + os.replace
 
 
 def test_cli_train_predict_eval(tiny_data, tmp_path):
@@ -97,3 +108,134 @@ def test_cli_train_predict_eval(tiny_data, tmp_path):
     assert 0 <= m["prediction"]["iou"] <= 1 and 0 < m["input"]["iou"] <= 1
     assert main(["eval", "--checkpoint", ck, "--data", tiny_data, "--json", str(tmp_path / "m.json")]) == 0
     assert len(json.load(open(tmp_path / "m.json"))) == 4
+
+
+# ---- resume robustness -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def straight4(tiny_data, tmp_path_factory):
+    """A 4-step run without interruption: the reference of every resume test."""
+    out = tmp_path_factory.mktemp("straight4")
+    train(_cfg(tiny_data, out, 4), progress=False)
+    return load_checkpoint(str(out / "last.pt"))
+
+
+def _assert_same_weights(got, ref):
+    assert set(got["model"]) == set(ref["model"])
+    for k, v in ref["model"].items():  # parameters and BatchNorm statistics
+        torch.testing.assert_close(got["model"][k], v, rtol=1e-5, atol=1e-6, msg=k)
+
+
+def _steps(out):
+    return [json.loads(l)["step"] for l in open(out / "metrics.jsonl")]
+
+
+def test_resume_drops_partial_trailing_metrics_line(tiny_data, tmp_path, straight4):
+    out = tmp_path / "r"
+    train(_cfg(tiny_data, out, 2), progress=False)
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write('{"step": 2, "loss": 0.5')  # a kill in the middle of an append
+    train(_cfg(tiny_data, out, 4), progress=False)
+    assert _steps(out) == [0, 1, 2, 3]
+    _assert_same_weights(load_checkpoint(str(out / "last.pt")), straight4)
+
+
+def test_jsonl_helpers(tmp_path):
+    p = str(tmp_path / "m.jsonl")
+    with open(p, "w") as f:
+        f.write('{"step": 0, "loss": 1.0}\n{"step": 1, "loss": 2.0}\n{"step": 1, "loss": 3.0}\n{"st')
+    # partial last line dropped; a step logged twice keeps its last row
+    assert loop._read_jsonl(p) == [{"step": 0, "loss": 1.0}, {"step": 1, "loss": 3.0}]
+    loop._append_jsonl(p, [{"step": 2, "loss": 4.0}])  # cuts the partial line before appending
+    assert open(p).read().splitlines()[-2:] == ['{"step": 1, "loss": 3.0}', '{"step": 2, "loss": 4.0}']
+    loop._truncate_jsonl(p, 2)
+    assert open(p).read() == '{"step": 0, "loss": 1.0}\n{"step": 1, "loss": 3.0}\n'
+    with open(p, "w") as f:
+        f.write('{"step": 0}\nnot json\n{"step": 2}\n')
+    with pytest.raises(ValueError, match=r"m\.jsonl: line 2 is not valid JSON"):
+        loop._read_jsonl(p)
+
+
+def test_interrupt_after_update_counts_the_step(tiny_data, tmp_path, monkeypatch, straight4):
+    """Ctrl-C arriving while step 1's update is applied: the checkpoint says 2 steps, resume does not repeat it."""
+    out = tmp_path / "i"
+    orig, calls = torch.optim.Adam.step, []
+
+    def step(self, *a, **k):
+        r = orig(self, *a, **k)
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return r
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(tiny_data, out, 4, checkpoint_every=100), progress=False)
+    monkeypatch.undo()
+    assert load_checkpoint(str(out / "last.pt"))["step"] == 2 and _steps(out) == [0, 1]
+    train(_cfg(tiny_data, out, 4), progress=False)
+    assert _steps(out) == [0, 1, 2, 3]
+    _assert_same_weights(load_checkpoint(str(out / "last.pt")), straight4)
+
+
+def test_interrupt_before_update_redoes_the_step(tiny_data, tmp_path, monkeypatch, straight4):
+    """Ctrl-C after step 2's forward (BatchNorm statistics already moved), before its update."""
+    out = tmp_path / "f"
+    orig, calls = loop.completion_loss, []
+
+    def loss_fn(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return orig(*a, **k)
+
+    monkeypatch.setattr(loop, "completion_loss", loss_fn)
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(tiny_data, out, 4, checkpoint_every=100), progress=False)
+    monkeypatch.undo()
+    assert load_checkpoint(str(out / "last.pt"))["step"] == 2 and _steps(out) == [0, 1]
+    train(_cfg(tiny_data, out, 4), progress=False)
+    _assert_same_weights(load_checkpoint(str(out / "last.pt")), straight4)
+
+
+def test_plot_metrics_leaves_global_backend_alone(tmp_path, monkeypatch):
+    import matplotlib
+    from PIL import Image
+
+    def no_use(*a, **k):
+        raise AssertionError("plot_metrics must not switch matplotlib's global backend")
+
+    monkeypatch.setattr(matplotlib, "use", no_use)
+    monkeypatch.setitem(matplotlib.rcParams, "backend", "svg")
+    p = tmp_path / "m.jsonl"
+    p.write_text("".join(json.dumps({"step": i, "loss": 1.0 / (i + 1), "lr": 1e-3}) + "\n" for i in range(5)))
+    loop.plot_metrics(str(p), str(tmp_path / "loss.png"))
+    assert dict.__getitem__(matplotlib.rcParams, "backend") == "svg"
+    assert Image.open(tmp_path / "loss.png").size == (630, 360)  # 7 x 4 inches at 90 dpi
+
+
+def test_thread_count_restored(tiny_data, tmp_path):
+    assert torch.get_num_threads() == 1  # the autouse fixture
+    train(_cfg(tiny_data, tmp_path / "t", 1, threads=2), progress=False)
+    assert torch.get_num_threads() == 1
+    with pytest.raises(ValueError, match="not a folder"):
+        train(_cfg(str(tmp_path / "missing"), tmp_path / "t2", 1, threads=2), progress=False)
+    assert torch.get_num_threads() == 1
+
+
+def test_write_json_atomic(tmp_path):
+    p = tmp_path / "replica_rank0.json"
+    loop._write_json_atomic(str(p), {"rank": 0, "digest": "ab"})
+    assert json.load(open(p)) == {"rank": 0, "digest": "ab"} and os.listdir(tmp_path) == ["replica_rank0.json"]
+
+
+def test_trunc_mismatch_with_data_raises(tiny_data, tmp_path):
+    with pytest.raises(ValueError, match=r"trunc \(3\.0 voxels.*differs from the config's trunc \(2\.0 voxels\)"):
+        train(_cfg(tiny_data, tmp_path / "x", 1, trunc=2.0), progress=False)
+
+
+def test_checkpoint_records_data_voxel_size(tiny_data, tmp_path):
+    train(_cfg(tiny_data, tmp_path / "v", 1), progress=False)
+    assert load_checkpoint(str(tmp_path / "v" / "last.pt"))["data"] == {"voxel_size": 0.05, "trunc": 3.0}
+    net, _ = load_model(str(tmp_path / "v" / "last.pt"))
+    assert net.config.voxel_size == 0.05 and net.config.trunc == 3.0

@@ -55,7 +55,7 @@ def test_conv3d_matches_dense(backend, i, case):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("i,case", [(i, c) for i, c in enumerate(CASES) if c[1] > 1])
+@pytest.mark.parametrize("i,case", list(enumerate(CASES)))  # stride 1 too: the kernel points the other way
 @pytest.mark.parametrize("generative", [False, True])
 def test_conv_transpose3d_matches_dense(backend, i, case, generative):
     k, s, d = case
@@ -131,3 +131,25 @@ def test_tiles_do_not_change_results():
     outs = [s3d.ops.conv3d(x, w, None, 3, backend=NativeBackend(tile=t)).feats for t in (1, 7, 64, 4096)]
     for o in outs[1:]:
         allclose_report(o, outs[0], 1e-12, what="tile size")
+
+
+def test_double_backward_native_raises_torch_reference_matches_dense():
+    """Second-order gradients: native refuses (its backward is opaque to autograd) instead of being wrong;
+    the torch reference differentiates twice and agrees with dense conv3d."""
+    k = 3
+    x, w, _, spatial, b = _setup(k, 1, 1, 1, n=40)
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        f = x.feats.clone().requires_grad_(True)
+        y = s3d.ops.conv3d(x.replace(f), w.clone().requires_grad_(True), None, k, backend="native")
+        (g,) = torch.autograd.grad(y.feats.pow(2).sum(), f, create_graph=True)
+        g.pow(2).sum().backward()
+    f, wt = x.feats.clone().requires_grad_(True), w.clone().requires_grad_(True)
+    y = s3d.ops.conv3d(x.replace(f), wt, None, k, backend="torch")
+    (g,) = torch.autograd.grad(y.feats.pow(2).sum(), f, create_graph=True)
+    g.pow(2).sum().backward()
+    vol = x.dense(spatial_shape=[spatial] * 3, batch_size=b).requires_grad_(True)
+    wd = w.clone().requires_grad_(True)
+    m = dense_mask(x.coords, (b,) + (spatial,) * 3).unsqueeze(1)  # [B, 1, X, Y, Z]: the active sites
+    (gd,) = torch.autograd.grad((dense_conv(vol, wd, k, 1, 1) * m).pow(2).sum(), vol, create_graph=True)
+    (gd * m).pow(2).sum().backward()
+    allclose_report(wt.grad, wd.grad, 1e-8, what="second-order weight grad")

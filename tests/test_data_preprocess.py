@@ -143,3 +143,55 @@ def test_load_crop_bad_file_names_it(tmp_path):
     np.savez(tmp_path / "other.npz", a=np.zeros(3))
     with pytest.raises(ValueError, match=r"other\.npz: not a sparse3d crop \(missing key 'crop_size'\)"):
         load_crop(tmp_path / "other.npz")
+
+
+def _run_one_or_die(src, out, cfg, threads):
+    """Worker stand-in (runs in a spawned worker): scene0007_00 kills its process, as the OOM killer would."""
+    if src.scene_id == "scene0007_00":
+        os._exit(9)
+    from data_tools.pipeline import _run_one
+    return _run_one(src, out, cfg, threads)
+
+
+def test_killed_worker_fails_unfinished_scenes_with_a_summary(scenes, tmp_path, monkeypatch, capsys):
+    import data_tools.pipeline as pipeline
+    from data_tools.cli import main
+    root = tmp_path / "root"
+    shutil.copytree(os.path.join(scenes, "scene0000_00"), root / "scene0000_00")
+    bad = root / "scene0007_00"
+    shutil.copytree(os.path.join(scenes, "scene0001_00"), bad)
+    for p in bad.iterdir():
+        p.rename(bad / p.name.replace("scene0001_00", "scene0007_00"))
+    monkeypatch.setattr(pipeline, "_run_one", _run_one_or_die)
+    code = main(["preprocess", str(root), str(tmp_path / "out"), "--voxel-size", "0.08", "--crop-size", "16,16,32",
+                 "--min-target-voxels", "50", "--workers", "2", "--quiet"])
+    cap = capsys.readouterr()
+    assert code == 1
+    assert "failed in" in cap.out and "failed scenes:" in cap.err
+    man = load_manifest(tmp_path / "out")
+    assert "scene0007_00" in man["failed"] and "worker process died" in man["failed"]["scene0007_00"]
+    assert "BrokenProcessPool" in man["failed"]["scene0007_00"]
+    # every scene is accounted for: done (in the manifest) or failed with the reason
+    assert set(man["scenes"]) | set(man["failed"]) == {"scene0000_00", "scene0007_00"}
+    assert not set(man["scenes"]) & set(man["failed"])
+    assert all("worker process died" in msg for msg in man["failed"].values())
+
+
+@pytest.mark.parametrize("flag,value,msg", [("--workers", "0", "expected an integer >= 1, got 0"),
+                                            ("--workers", "-2", "expected an integer >= 1, got -2"),
+                                            ("--val-fraction", "1.0", "expected a number in [0, 1), got 1.0"),
+                                            ("--val-fraction", "-0.1", "expected a number in [0, 1), got -0.1")])
+def test_cli_rejects_bad_workers_and_val_fraction(flag, value, msg, capsys):
+    from data_tools.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["preprocess", "in", "out", flag, value])
+    assert e.value.code == 2
+    assert f"argument {flag}: {msg}" in capsys.readouterr().err
+
+
+def test_unknown_scene_ids_raise(scenes, tmp_path):
+    with pytest.raises(ValueError, match=r"scenes: \['scene0099_00', 'scenex'\] not found under"):
+        preprocess(scenes, tmp_path / "o", CropConfig(**CFG), scenes=["scene0000_00", "scenex", "scene0099_00"],
+                   progress=False)
+    with pytest.raises(ValueError, match=r"val_fraction: expected a number in \[0, 1\), got 1\.5"):
+        preprocess(scenes, tmp_path / "o", CropConfig(**CFG), val_fraction=1.5, progress=False)

@@ -93,6 +93,21 @@ def test_truncated_file_names_file_and_frame(tmp_path):
         SensReader(tmp_path / "cut.sens")
 
 
+def test_absurd_frame_count_is_refused_before_allocating(tmp_path):
+    import struct
+    colors, depths, poses = _frames(n=2)
+    p = tmp_path / "n.sens"
+    write_sens(p, colors, depths, poses, K, K)
+    data = bytearray(p.read_bytes())
+    name_len = struct.unpack_from("<Q", data, 4)[0]
+    at = 4 + 8 + name_len + 64 * 4 + 4 * 2 + 4 * 4 + 4  # the uint64 n_frames
+    assert struct.unpack_from("<Q", data, at)[0] == 2
+    struct.pack_into("<Q", data, at, 2**31)  # plausible-looking, but 128 GiB of poses
+    (tmp_path / "huge.sens").write_bytes(bytes(data))
+    with pytest.raises(SensFormatError, match=r"huge\.sens: header says 2147483648 frames"):
+        SensReader(tmp_path / "huge.sens")
+
+
 def test_bad_version_and_corrupt_depth(tmp_path):
     colors, depths, poses = _frames(n=2)
     p = tmp_path / "v.sens"

@@ -81,6 +81,19 @@ def test_cli_trains_a_tiny_model(tmp_path):
         parser.parse_args(["gen2d", "no_such_model"])
 
 
+@pytest.mark.parametrize("argv,bad", [(["pixelcnn", "--n-train", "10"], "--n-train"),
+                                      (["wavenet", "--levels", "17"], "--levels"),
+                                      (["pix2pix", "--layers", "3", "--lambda-flow", "1"], "--layers, --lambda-flow"),
+                                      (["gated_pixelcnn", "--unconditional"], "--unconditional")])
+def test_cli_rejects_options_the_model_does_not_read(tmp_path, argv, bad):
+    parser = argparse.ArgumentParser()
+    register_train(parser.add_subparsers(dest="task"))
+    args = parser.parse_args(["gen2d"] + argv + ["--out", str(tmp_path / "run")])
+    with pytest.raises(ValueError, match=bad):
+        args.func(args)
+    assert not (tmp_path / "run").exists()  # refused before any work
+
+
 def test_sparse3d_command_has_train_gen2d():
     from sparse3d import cli
 

@@ -67,9 +67,8 @@ def test_strided_tables_are_transposes(k, s):
     po = {(int(km.nbr_out[o, j]), o, j) for o in range(km.nbr_out.shape[0]) for j in range(k**3) if km.nbr_out[o, j] >= 0}
     pi = {(i, int(km.nbr_in[i, j]), j) for i in range(km.nbr_in.shape[0]) for j in range(k**3) if km.nbr_in[i, j] >= 0}
     assert po == pi and len(po) > 0
-    if s > 1:  # the transposed map is the same pairs, swapped
-        t = x.manager.kernel_map(out, x.key, k, s)
-        assert torch.equal(t.nbr_out, km.nbr_in) and t.transposed
+    t = x.manager.kernel_map(out, x.key, k, s, transposed=True)  # the same pairs, swapped
+    assert torch.equal(t.nbr_out, km.nbr_in) and torch.equal(t.nbr_in, km.nbr_out) and t.transposed
 
 
 def test_down_and_generated_sets_are_cached():

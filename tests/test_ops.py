@@ -71,3 +71,23 @@ def test_cat_same_coordinates_is_channel_concat():
     x = random_sparse(20, 5, 2, seed=4)
     y = s3d.ops.cat(x, x.replace(x.feats * 2))
     assert y.key == x.key and torch.equal(y.feats[:, 2:], 2 * x.feats)
+
+
+def test_lookup_in_a_full_hash_table_ends():
+    """The probe loop is bounded by the table's capacity: a table with no empty slot (which the
+    builders never make) answers "absent" instead of looping forever. Run in a subprocess with a
+    timeout so that a regression fails instead of hanging the suite."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from sparse3d import _ext\n"
+        "t = _ext.load().hash.build(torch.tensor([[0, 1, 2, 3]], dtype=torch.int32))\n"
+        "t.keys.fill_(int(t.keys.max()))  # every slot holds the one stored key: no empty slot left\n"
+        "t.values.fill_(0)\n"
+        "print(t.lookup(torch.tensor([[0, 1, 2, 3], [0, 5, 5, 5], [1, 1, 2, 3]], dtype=torch.int32)).tolist())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[0, -1, -1]"

@@ -38,3 +38,77 @@ def test_view_cli_png(tmp_path):
     assert main(["view", "--dir", str(tmp_path), "--scene", "sc", "--png", png, "--width", "240",
                  "--height", "120"]) == 0
     assert nonblank_fraction(np.asarray(Image.open(png))) > 0.05
+
+
+class _FakeVisualizer:
+    """Stands in for open3d.visualization.VisualizerWithKeyCallback (no display needed)."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def create_window(self, window_name="", width=0, height=0):
+        self.log["window"] = (width, height)
+        return True
+
+    def add_geometry(self, g, reset_bounding_box=True):
+        self.log.setdefault("triangles", []).append(len(g.triangles))
+
+    def register_key_callback(self, key, cb):
+        pass
+
+    def run(self):
+        pass
+
+    def destroy_window(self):
+        pass
+
+
+def _fake_o3d(monkeypatch):
+    import types
+    import sparse3d.vis.viewer as viewer
+    log = {}
+    fake = types.SimpleNamespace(visualization=types.SimpleNamespace(
+        VisualizerWithKeyCallback=lambda: _FakeVisualizer(log)))
+    monkeypatch.setattr(viewer, "_o3d", lambda: fake)
+    return log
+
+
+def _write_scene(tmp_path):
+    from sparse3d.models.mesh import write_ply
+    s = procedural_sample(16, 2)
+    for k, (v, f) in meshes(s, input_prediction(s)).items():
+        write_ply(str(tmp_path / f"sc_{k}.ply"), v, f)
+
+
+def test_view_window_honours_width_height_clip_top(tmp_path, monkeypatch):
+    from sparse3d.cli import main
+    from sparse3d.vis.render import layout, read_mesh
+    from sparse3d.vis.viewer import clip_top_panels
+    _write_scene(tmp_path)
+    log = _fake_o3d(monkeypatch)
+    assert main(["view", "--dir", str(tmp_path), "--scene", "sc"]) == 0
+    assert log["window"] == (1400, 700)
+    full = log["triangles"]
+    log.clear()
+    assert main(["view", "--dir", str(tmp_path), "--scene", "sc", "--width", "320", "--height", "200",
+                 "--clip-top", "0.5"]) == 0
+    assert log["window"] == (320, 200)
+    panels = layout([(k, *read_mesh(str(tmp_path / f"sc_{k}.ply"))) for k in ("input", "prediction", "target")])
+    assert log["triangles"] == [len(f) for _, _, f in clip_top_panels(panels, 0.5)]
+    assert all(c <= n for c, n in zip(log["triangles"], full)) and sum(log["triangles"]) < sum(full)
+
+
+def test_view_window_rejects_png_only_options(tmp_path, monkeypatch, capsys):
+    import pytest
+    from sparse3d.cli import main
+    _write_scene(tmp_path)
+    log = _fake_o3d(monkeypatch)
+    with pytest.raises(SystemExit, match=r"--renderer filament applies only to --png"):
+        main(["view", "--dir", str(tmp_path), "--scene", "sc", "--renderer", "filament"])
+    assert "window" not in log
+    with pytest.raises(SystemExit):
+        main(["view", "--dir", str(tmp_path), "--scene", "sc", "--clip-top", "1.5"])
+    assert "argument --clip-top: expected a number in [0, 1), got 1.5" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["view", "--dir", str(tmp_path), "--scene", "sc", "--width", "0"])
+    assert "argument --width: expected a positive integer (pixels), got 0" in capsys.readouterr().err

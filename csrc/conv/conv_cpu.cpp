@@ -5,6 +5,7 @@
 // and added into the tile's output rows. A tile whose rows all read a contiguous run of
 // inputs (the centre offset of a submanifold conv) skips the gather and the scatter.
 #include <ATen/Parallel.h>
+#include <atomic>
 #include <cstring>
 #include <vector>
 #include "conv/conv.h"
@@ -70,7 +71,7 @@ at::Tensor conv_forward_cpu(const at::Tensor& feats, const at::Tensor& weight, c
   const int32_t* nb = nbr.data_ptr<int32_t>();
   const int64_t n_tiles = (n_out + tile - 1) / tile;
   const int64_t row_bytes = c_in * feats.element_size();
-  bool bad = false;
+  std::atomic<bool> bad{false};  // set from several OpenMP threads
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, feats.scalar_type(), "conv_forward_cpu", [&] {
     at::parallel_for(0, n_tiles, 1, [&](int64_t tb, int64_t te) {
       at::NoGradGuard no_grad;  // grad mode is thread-local; worker threads must not record
@@ -100,10 +101,10 @@ at::Tensor conv_forward_cpu(const at::Tensor& feats, const at::Tensor& weight, c
                                      out.data_ptr<scalar_t>());
         }
       }
-      if (local_bad) bad = true;
+      if (local_bad) bad.store(true, std::memory_order_relaxed);
     });
   });
-  TORCH_CHECK_VALUE(!bad, "nbr holds an index >= N_in = ", n_in, " (rows of feats)");
+  TORCH_CHECK_VALUE(!bad.load(), "nbr holds an index >= N_in = ", n_in, " (rows of feats)");
   return out;
 }
 
@@ -121,7 +122,7 @@ at::Tensor conv_weight_grad_cpu(const at::Tensor& feats, const at::Tensor& grad_
   at::Tensor partial = at::zeros({n_chunks, k_total, c_in, c_out}, feats.options());
   const int64_t in_bytes = c_in * feats.element_size();
   const int64_t out_bytes = c_out * grad_out.element_size();
-  bool bad = false;
+  std::atomic<bool> bad{false};  // set from several OpenMP threads
   at::parallel_for(0, n_chunks, 1, [&](int64_t cb, int64_t ce) {
     at::NoGradGuard no_grad;
     at::Tensor xbuf = at::empty({tile, c_in}, feats.options());
@@ -153,9 +154,9 @@ at::Tensor conv_weight_grad_cpu(const at::Tensor& feats, const at::Tensor& grad_
         }
       }
     }
-    if (local_bad) bad = true;
+    if (local_bad) bad.store(true, std::memory_order_relaxed);
   });
-  TORCH_CHECK_VALUE(!bad, "nbr holds an index >= N_in = ", n_in, " (rows of feats)");
+  TORCH_CHECK_VALUE(!bad.load(), "nbr holds an index >= N_in = ", n_in, " (rows of feats)");
   return n_chunks == 1 ? partial[0] : partial.sum(0);
 }
 

@@ -1,5 +1,7 @@
 #include <ATen/Parallel.h>
 #include <algorithm>
+#include <atomic>
+#include <vector>
 #include "kmap/kmap.h"
 #include "kmap/wide_key.h"
 
@@ -84,7 +86,7 @@ at::Tensor invert_table_cpu(const at::Tensor& nbr_out, int64_t n_in) {
   at::Tensor nbr_in = at::full({n_in, kt}, -1, nbr_out.options());
   const int32_t* src = nbr_out.data_ptr<int32_t>();
   int32_t* dst = nbr_in.data_ptr<int32_t>();
-  bool bad = false;
+  std::atomic<bool> bad{false};  // set from several OpenMP threads
   // Each input feeds at most one output per offset, so the writes of different rows never collide.
   at::parallel_for(0, m, 4096, [&](int64_t begin, int64_t end) {
     bool local_bad = false;
@@ -99,9 +101,9 @@ at::Tensor invert_table_cpu(const at::Tensor& nbr_out, int64_t n_in) {
         dst[int64_t(i) * kt + k] = static_cast<int32_t>(o);
       }
     }
-    if (local_bad) bad = true;
+    if (local_bad) bad.store(true, std::memory_order_relaxed);
   });
-  TORCH_CHECK_VALUE(!bad, "nbr_out holds an index >= n_in = ", n_in);
+  TORCH_CHECK_VALUE(!bad.load(), "nbr_out holds an index >= n_in = ", n_in);
   return nbr_in;
 }
 

@@ -124,6 +124,10 @@ class SensReader:
         self._f: BinaryIO = open(self.path, "rb")
         try:
             self.header = self._read_header()
+            room = os.path.getsize(self.path) - self._f.tell()
+            if self.header.n_frames > room // _FRAME_HEADER.size:  # checked before allocating per-frame arrays
+                raise SensFormatError(f"{self.path}: header says {self.header.n_frames} frames, but the "
+                                      f"{room} bytes after the header hold at most {room // _FRAME_HEADER.size}")
             self._offsets: List[int] = []
             self._poses = np.zeros((self.header.n_frames, 4, 4), np.float32)
             self._index_frames()

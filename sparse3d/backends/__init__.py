@@ -1,7 +1,8 @@
 """Convolution backends, chosen explicitly by name per module or per model.
 
 ``native`` (default): sparse3d's csrc kernels. ``torch``: pure-PyTorch reference.
-``spconv``: spconv 2.x (when its adapter is installed; see sparse3d/backends/spconv.py).
+``spconv``: spconv 2.x (see sparse3d/backends/spconv.py); asking for it without spconv installed
+raises ImportError with the install command (``pip install spconv-cu120``).
 """
 from __future__ import annotations
 
@@ -25,7 +26,10 @@ def available_backends() -> Tuple[str, ...]:
 
 
 def get_backend(backend: Union[str, Backend, None] = None) -> Backend:
-    """Resolve a backend name (or instance) to a Backend; None means DEFAULT_BACKEND."""
+    """Resolve a backend name (or instance) to a Backend; None means DEFAULT_BACKEND.
+
+    Raises ValueError for an unknown name and ImportError (with an install hint) when the backend's
+    library is missing (spconv)."""
     if isinstance(backend, Backend):
         return backend
     name = DEFAULT_BACKEND if backend is None else backend

@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from sparse3d.coords import CoordinateManager, KernelMap
 
@@ -80,6 +81,7 @@ class _NeighborTableConv(torch.autograd.Function):
         return backend.forward(feats, weight, nbr_out)
 
     @staticmethod
+    @once_differentiable  # the primitives are opaque to autograd: double backward raises instead of being wrong
     def backward(ctx, grad_out):  # type: ignore[override]
         feats, weight, nbr_out, nbr_in = ctx.saved_tensors
         grad_out = grad_out.contiguous()

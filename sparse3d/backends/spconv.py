@@ -20,10 +20,16 @@ max pool                        SparseMaxPool3d pairs (= the strided conv's), ``
 Algorithms: ``algo="auto"`` (default) uses ``ConvAlgo.Native`` on CPU and
 ``ConvAlgo.MaskImplicitGemm`` on CUDA; ``"native"`` / ``"implicit_gemm"`` force one. Index pairs
 are cached on the tensor's CoordinateManager (see :mod:`sparse3d.backends.spconv_pairs`).
+
+Tensors move between the libraries with :func:`to_spconv` / :func:`from_spconv` (spconv wants
+non-negative indices, so the coordinates are shifted by an ``origin`` that goes back with them), and
+weights with :func:`sparse3d.kernel.sparse_to_spconv_weight` / :func:`~sparse3d.kernel.spconv_to_sparse_weight`.
 """
 from __future__ import annotations
 
-from typing import Optional
+import operator
+import warnings
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -31,6 +37,12 @@ from sparse3d.backends.base import OPS, Backend
 from sparse3d.backends.spconv_pairs import SpconvPairs, conv_pairs, import_spconv, inverse_pairs
 from sparse3d.coords import CoordinateManager, KernelMap
 from sparse3d.kernel import sparse_to_spconv_weight
+from sparse3d.tensor import SparseTensor
+
+if TYPE_CHECKING:  # pragma: no cover
+    from spconv.pytorch import SparseConvTensor
+
+__all__ = ["SpconvBackend", "to_spconv", "from_spconv", "ALGOS"]
 
 ALGOS = ("auto", "native", "implicit_gemm")
 IMPLICIT_GEMM_MAX_OFFSETS = 32  # spconv 2.3's mask implicit GEMM keeps one 32-bit mask per output row
@@ -60,20 +72,22 @@ class SpconvBackend(Backend):
     def __repr__(self) -> str:
         return f"<sparse3d backend 'spconv' algo={self.algo!r}>"
 
-    def _algo(self, feats: torch.Tensor, kernel_size: int):
+    def _algo(self, feats: torch.Tensor, kernel_size: int, op: str):
+        """The spconv ConvAlgo for ``op`` (named in every error) on ``feats``."""
         _, _, ConvAlgo = import_spconv()
         use_igemm = self.algo == "implicit_gemm" or (self.algo == "auto" and feats.is_cuda)
         if not use_igemm:
             return ConvAlgo.Native
+        where = f"spconv backend, op {op!r}: "
         if not feats.is_cuda:
-            raise ValueError("algo='implicit_gemm' needs CUDA tensors (spconv runs it on GPU only), got "
+            raise ValueError(f"{where}algo='implicit_gemm' needs CUDA tensors (spconv runs it on GPU only), got "
                              f"feats on {feats.device}; use SpconvBackend(algo='native') on CPU")
         if feats.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-            raise ValueError(f"spconv's implicit GEMM runs float32/float16/bfloat16, got {feats.dtype}; "
+            raise ValueError(f"{where}spconv's implicit GEMM runs float32/float16/bfloat16, got {feats.dtype}; "
                              "use SpconvBackend(algo='native') or backend='native'/'torch' for float64")
         if kernel_size**3 > IMPLICIT_GEMM_MAX_OFFSETS:
-            raise ValueError(f"kernel_size={kernel_size} ({kernel_size**3} offsets) is not supported by spconv's "
-                             f"implicit GEMM (at most {IMPLICIT_GEMM_MAX_OFFSETS} offsets); use "
+            raise ValueError(f"{where}kernel_size={kernel_size} ({kernel_size**3} offsets) is not supported by "
+                             f"spconv's implicit GEMM (at most {IMPLICIT_GEMM_MAX_OFFSETS} offsets); use "
                              "SpconvBackend(algo='native') or backend='native'")
         return ConvAlgo.MaskImplicitGemm
 
@@ -86,7 +100,7 @@ class SpconvBackend(Backend):
         n_out = manager.size(kmap.out_key)
         if feats.shape[0] == 0 or n_out == 0:  # spconv rejects empty inputs; keep the graph connected
             return feats.new_zeros((n_out, weight.shape[2])) + 0 * (weight.sum() + feats.sum())
-        algo = self._algo(feats, k)
+        algo = self._algo(feats, k, op)
         w = sparse_to_spconv_weight(weight).contiguous()
         feats = feats.contiguous()
         if not kmap.transposed:
@@ -109,7 +123,7 @@ class SpconvBackend(Backend):
         if feats.shape[0] == 0 or n_out == 0:
             return feats.new_zeros((n_out, feats.shape[1])) + 0 * feats.sum()
         _, Fsp, ConvAlgo = import_spconv()
-        algo = self._algo(feats, k)
+        algo = self._algo(feats, k, "max_pool")
         plan = conv_pairs(manager, kmap.in_key, kmap.out_key, k, s, d, "conv", algo)
         m = feats.detach().amin(dim=0, keepdim=True)
         shifted = (feats - m).contiguous()
@@ -138,3 +152,89 @@ def _run(plan: SpconvPairs, feats: torch.Tensor, w: torch.Tensor, n_out: int, in
     if inverse:  # spconv's SparseInverseConv3d swaps the forward and backward pairs of its couple conv
         pf, pb, pmf, pmb, maf, mab = pb, pf, pmb, pmf, mab, maf
     return Fsp.implicit_gemm(feats, w, pf, pb, pmf, pmb, maf, mab, n_out, masks, True, subm, CUDAKernelTimer(False))
+
+
+# ---- converting tensors between sparse3d and spconv ------------------------------------------------
+def _spconv_pytorch():
+    """The ``spconv.pytorch`` module (ImportError with an install hint when spconv is missing)."""
+    import_spconv()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import spconv.pytorch as spc
+    return spc
+
+
+def _as_origin(origin: Union[torch.Tensor, Sequence[int]], device: torch.device, name: str = "origin") -> torch.Tensor:
+    if isinstance(origin, torch.Tensor):
+        if origin.is_floating_point() or origin.is_complex() or origin.dtype == torch.bool:
+            raise TypeError(f"{name} must hold integers, got dtype {origin.dtype}")
+        o = origin.detach()
+    else:
+        try:
+            o = torch.tensor([operator.index(v) for v in origin], dtype=torch.long)
+        except TypeError:
+            raise TypeError(f"{name} must be 3 ints (x, y, z) or an integer tensor [3], got {origin!r}") from None
+    if o.shape != (3,):
+        raise ValueError(f"{name} must have 3 values (x, y, z), got shape {tuple(o.shape)}")
+    return o.to(device=device, dtype=torch.int32)
+
+
+def to_spconv(x: SparseTensor, origin: Union[torch.Tensor, Sequence[int], None] = None
+              ) -> Tuple["SparseConvTensor", torch.Tensor]:
+    """A sparse3d tensor as a ``spconv.pytorch.SparseConvTensor`` (spconv 2.x), and the shift applied.
+
+    ``x``: coords int32 ``[N, 4]`` = (batch, x, y, z), feats ``[N, C]``.
+    ``origin``: int ``[3]``, at most every coordinate; default: the per-axis minimum (0 when x is empty).
+    Pick one that is a multiple of the strides of the spconv layers that follow to keep their lattices
+    aligned with sparse3d's.
+
+    Returns ``(t, origin)``:
+
+    * ``t.features``: ``x.feats`` ``[N, C]`` (the same tensor, so gradients flow back to it);
+    * ``t.indices``: int32 ``[N, 4]`` = (batch, x - ox, y - oy, z - oz), all >= 0, rows in x's order;
+    * ``t.spatial_shape``: ``[X, Y, Z]`` = largest shifted index + 1 per axis, the smallest grid that
+      holds every voxel (``[1, 1, 1]`` when x is empty);
+    * ``t.batch_size``: ``x.batch_size`` (at least 1);
+    * ``origin``: int32 ``[3]`` on x's device, so that ``from_spconv(t, origin, x.stride)`` gives x back.
+    """
+    if not isinstance(x, SparseTensor):
+        raise TypeError(f"x must be a SparseTensor, got {type(x).__name__}")
+    spc = _spconv_pytorch()
+    coords = x.coords
+    if origin is None:
+        o = coords[:, 1:].min(dim=0).values.int() if len(x) else torch.zeros(3, dtype=torch.int32, device=x.device)
+    else:
+        o = _as_origin(origin, x.device)
+        if len(x):
+            low = coords[:, 1:].min(dim=0).values
+            if bool((low < o).any()):
+                raise ValueError(f"origin must be <= every coordinate, got origin={o.tolist()} and minimum "
+                                 f"coordinates {low.tolist()}")
+    indices = coords.clone()
+    indices[:, 1:] -= o
+    shape = (indices[:, 1:].max(dim=0).values + 1).tolist() if len(x) else [1, 1, 1]
+    t = spc.SparseConvTensor(x.feats, indices.contiguous(), [int(v) for v in shape], max(x.batch_size, 1))
+    return t, o
+
+
+def from_spconv(t: "SparseConvTensor", origin: Union[torch.Tensor, Sequence[int]], stride: int = 1) -> SparseTensor:
+    """A ``spconv.pytorch.SparseConvTensor`` as a sparse3d :class:`~sparse3d.tensor.SparseTensor`.
+
+    ``t.indices``: int32 ``[N, 4]`` = (batch, x, y, z) on spconv's grid, ``t.features``: ``[N, C]``.
+    ``origin``: int ``[3]``, the shift of t's grid (as returned by :func:`to_spconv`); after a spconv
+    layer of stride ``s`` with padding ``(K - 1) // 2 * dilation`` the output grid's origin is
+    ``origin // s`` (exact when ``origin`` is a multiple of ``s``).
+    ``stride``: the sparse3d tensor stride of t's lattice (1 = finest).
+
+    Returns a SparseTensor with coords int32 ``[N, 4]`` = (batch, x + ox, y + oy, z + oz) and feats
+    ``t.features`` ``[N, C]``, rows in t's order.
+    """
+    if not (hasattr(t, "indices") and hasattr(t, "features")):
+        raise TypeError(f"t must be a spconv.pytorch.SparseConvTensor, got {type(t).__name__}")
+    indices = t.indices
+    if not isinstance(indices, torch.Tensor) or indices.dim() != 2 or indices.shape[1] != 4:
+        got = tuple(indices.shape) if isinstance(indices, torch.Tensor) else type(indices).__name__
+        raise ValueError(f"t.indices must have shape [N, 4] = (batch, x, y, z), got {got}")
+    coords = indices.int().clone()
+    coords[:, 1:] += _as_origin(origin, coords.device)
+    return SparseTensor(coords, t.features, stride=stride)

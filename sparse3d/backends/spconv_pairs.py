@@ -24,13 +24,26 @@ import torch
 from sparse3d.coords import CoordinateManager
 
 
+SPCONV_INSTALL_HINT = (
+    "install spconv 2.x with `pip install spconv-cu120` (choose the wheel matching your CUDA version, "
+    "e.g. spconv-cu118, or `pip install spconv` for CPU only), or use one of the other backends: "
+    "backend='native' (sparse3d's own kernels, the default) or backend='torch' (pure-PyTorch reference)"
+)
+
+
 def import_spconv():
-    """``(spconv.pytorch.ops, spconv.pytorch.functional, ConvAlgo)``, imported on first use."""
-    with warnings.catch_warnings():  # spconv 2.3 uses torch.cuda.amp.custom_fwd, deprecated in torch 2.4
-        warnings.simplefilter("ignore", FutureWarning)
-        from spconv.core import ConvAlgo
-        from spconv.pytorch import functional as Fsp
-        from spconv.pytorch import ops as sp_ops
+    """``(spconv.pytorch.ops, spconv.pytorch.functional, ConvAlgo)``, imported on first use.
+
+    Raises ImportError with an install hint (and the alternative backends) when spconv is missing."""
+    try:
+        with warnings.catch_warnings():  # spconv 2.3 uses torch.cuda.amp.custom_fwd, deprecated in torch 2.4
+            warnings.simplefilter("ignore", FutureWarning)
+            from spconv.core import ConvAlgo
+            from spconv.pytorch import functional as Fsp
+            from spconv.pytorch import ops as sp_ops
+    except (ImportError, OSError) as e:
+        raise ImportError(f"the 'spconv' backend needs spconv, which could not be imported ({e}); "
+                          f"{SPCONV_INSTALL_HINT}") from e
     return sp_ops, Fsp, ConvAlgo
 
 

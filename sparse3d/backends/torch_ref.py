@@ -1,16 +1,25 @@
 """The torch backend: a pure-PyTorch reference (any dtype incl. float64, any device).
 
-Slow but simple and independent of csrc/, so tests use it as a second opinion.
+Slow but simple and independent of csrc/, so tests use it as a second opinion. Its gradients come
+from PyTorch's autograd through the gather / matmul / index_add of :meth:`TorchBackend.forward` (not
+from the hand-written backward the other neighbor-table backends share), so they check that backward
+too, and higher-order gradients work.
 """
 from __future__ import annotations
 
 import torch
 
 from sparse3d.backends.base import NeighborTableBackend
+from sparse3d.coords import CoordinateManager, KernelMap
 
 
 class TorchBackend(NeighborTableBackend):
     name = "torch"
+
+    def conv(self, feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, op: str,
+             manager: CoordinateManager) -> torch.Tensor:
+        """feats ``[N_in, C_in]``, weight ``[K, C_in, C_out]`` -> ``[N_out, C_out]``, differentiated by autograd."""
+        return self.forward(feats, weight, kmap.nbr_out)
 
     def forward(self, feats: torch.Tensor, weight: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor:
         out = feats.new_zeros((nbr.shape[0], weight.shape[2]))

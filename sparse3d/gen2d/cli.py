@@ -9,6 +9,29 @@ import argparse
 import json
 
 from .tasks import MODELS
+from .tasks_digits import DIGIT_MODELS
+
+# Options that only some models read (every model reads the others): model -> the ones it reads.
+# An option set on the command line for a model that does not read it is an error, not ignored.
+_GAN = ("n_scales", "feature_matching")
+_APPLIES = {**{m: ("levels", "layers") for m in DIGIT_MODELS},
+            "wavenet": ("n_train", "layers", "unconditional"),
+            "pix2pix": ("n_train",) + _GAN,
+            "pix2pix_video": ("n_train",) + _GAN,
+            "vid2vid": ("n_train", "lambda_flow", "lambda_mask") + _GAN}
+_SPECIFIC = {"levels": 2, "layers": None, "n_train": None, "unconditional": False, "n_scales": 1,
+             "feature_matching": 0.0, "lambda_flow": None, "lambda_mask": None}  # option -> its "not set" value
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Raise ValueError naming every model-specific option that was set but that ``args.model`` does not read."""
+    unused = [k for k, unset in _SPECIFIC.items()
+              if getattr(args, k) != unset and k not in _APPLIES[args.model]]
+    if unused:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unused)
+        raise ValueError(f"{flags} do(es) not apply to model {args.model!r} (it reads "
+                         f"{', '.join('--' + k.replace('_', '-') for k in _APPLIES[args.model])} of the "
+                         "model-specific options)")
 
 
 def register_train(train_subparsers) -> None:
@@ -44,6 +67,7 @@ def _main(args: argparse.Namespace) -> int:
     from .options import TaskOptions
     from .tasks import run_task
 
+    check_options(args)
     if args.n_scales < 1:
         raise ValueError(f"--n-scales: expected >= 1, got {args.n_scales}")
     extra = {"n_scales": args.n_scales, "lambda_fm": args.feature_matching}

@@ -9,7 +9,9 @@ known = 1 for observed near-surface voxels and 0 for the unobserved frontier vox
               rings (generative k3 s1 transposed convs: context), predicts occupancy, prunes
     levels    generative k2 s2 transposed conv creates the 8 children of every kept voxel,
               concatenate the encoder skip features, predict occupancy, prune
-    finest    occupancy + truncated signed distance (voxel units, in [-trunc, trunc])
+    finest    occupancy + truncated signed distance (voxel units, in [-trunc, trunc]); the distance
+              head also sees the raw input (tsdf / trunc, known) at each voxel it has, so observed
+              distances need not be re-learned through the encoder-decoder
 
 Fully convolutional: train on crops, predict whole scenes. During training, ``keep`` at each
 level is ``predicted | target`` (given by ``target_fn``) so finer levels always see the true
@@ -41,6 +43,9 @@ class CompletionConfig:
     blocks: int = 1  # submanifold conv blocks per level (encoder and decoder)
     coarse_dense: bool = False  # coarsest level covers every voxel inside ``bounds`` (SG-NN style)
     trunc: float = 3.0  # truncation (voxels) of the regressed distance
+    # metres per voxel of the training data (set from the checkpoint by load_model; None = not recorded).
+    # Not a network parameter: prediction checks that a sample's voxel size matches it.
+    voxel_size: Optional[float] = None
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
@@ -50,6 +55,8 @@ class CompletionConfig:
             raise ValueError(f"grow_steps must be >= 0, got {self.grow_steps}")
         if self.trunc <= 0:
             raise ValueError(f"trunc must be > 0 voxels, got {self.trunc}")
+        if self.voxel_size is not None and not self.voxel_size > 0:
+            raise ValueError(f"voxel_size must be > 0 metres or None, got {self.voxel_size}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -122,7 +129,7 @@ class CompletionNet(nn.Module):
             self.fuse.append(nn.Sequential(_block(2 * ch[i], ch[i]),
                                            *[_block(ch[i], ch[i]) for _ in range(cfg.blocks)]))
             self.occ.append(snn.Linear(ch[i], 1))
-        self.sdf = snn.Linear(ch[0], 1)
+        self.sdf = snn.Linear(ch[0] + cfg.in_channels, 1)  # finest features + the raw input where it exists
 
     @property
     def num_levels(self) -> int:
@@ -131,19 +138,23 @@ class CompletionNet(nn.Module):
     def forward(self, x: SparseTensor, bounds: Optional[Sequence[int]] = None,
                 target_fn: Optional[TargetFn] = None) -> CompletionOutput:
         """x: stride-1 SparseTensor, feats ``[N, in_channels]``; bounds: (X, Y, Z) of the volume
-        (voxels generated outside ``[0, bounds)`` are dropped); target_fn: see the module docstring."""
+        (voxels generated outside ``[0, bounds)`` are dropped; required with ``coarse_dense``);
+        target_fn: see the module docstring."""
         if not isinstance(x, SparseTensor):
             raise TypeError(f"x must be a SparseTensor, got {type(x).__name__}")
         if x.stride != 1 or x.num_channels != self.config.in_channels:
             raise ValueError(f"x must have stride 1 and {self.config.in_channels} channels, "
                              f"got stride {x.stride} and {x.num_channels} channels")
+        if self.config.coarse_dense and bounds is None:
+            raise ValueError("coarse_dense=True needs bounds=(X, Y, Z): the dense coarsest level covers every "
+                             "voxel inside bounds; got bounds=None")
         out = CompletionOutput()
         h = self.enc[0](self.stem(x))
         skips = [h]
         for down, enc in zip(self.down, self.enc[1:]):
             h = enc(down(h))
             skips.append(h)
-        if self.config.coarse_dense and bounds is not None:
+        if self.config.coarse_dense:
             h = ops.add(h, _dense_grid(h, bounds, x.batch_size))
         for g in self.grow:
             h = g(h)
@@ -161,7 +172,9 @@ class CompletionNet(nn.Module):
             out.strides.append(h.stride)
             last = lvl == self.num_levels - 1
             if last:
-                out.tsdf_all = torch.tanh(self.sdf(h).feats[:, 0]) * self.config.trunc
+                raw, _ = ops.align(x, h)  # the input's (tsdf / trunc, known) at h's voxels, 0 where unobserved
+                d = self.sdf(h.replace(torch.cat([h.feats, raw], 1))).feats[:, 0]
+                out.tsdf_all = torch.tanh(d) * self.config.trunc
             keep = logit > 0
             if target_fn is not None and not last:
                 keep = keep | target_fn(h.coords, h.stride).to(keep.device)

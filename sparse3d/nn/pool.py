@@ -1,8 +1,9 @@
 """Pooling and pruning modules."""
 from __future__ import annotations
 
+from typing import Optional, Union
+
 import torch
-from typing import Union
 
 from torch import nn
 
@@ -46,8 +47,9 @@ class GlobalPool(nn.Module):
             raise ValueError(f"mode must be 'mean', 'max' or 'sum', got {mode!r}")
         self.mode = mode
 
-    def forward(self, x: SparseTensor) -> torch.Tensor:
-        return ops.global_pool(x, self.mode)
+    def forward(self, x: SparseTensor, batch_size: Optional[int] = None) -> torch.Tensor:
+        """``batch_size`` (B): as for :func:`sparse3d.ops.global_pool` (default ``x.batch_size``)."""
+        return ops.global_pool(x, self.mode, batch_size)
 
 
 class Prune(nn.Module):

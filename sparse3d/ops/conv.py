@@ -20,14 +20,26 @@ from sparse3d.tensor import SparseTensor
 def _check_weight(x: SparseTensor, weight: torch.Tensor, kernel_size: int, bias: Optional[torch.Tensor]) -> None:
     if not isinstance(x, SparseTensor):
         raise TypeError(f"x must be a SparseTensor, got {type(x).__name__}")
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"weight must be a torch.Tensor [K**3, C_in, C_out], got {type(weight).__name__}")
     expect = (kernel_size**3, x.num_channels)
     if weight.dim() != 3 or tuple(weight.shape[:2]) != expect:
         raise ValueError(f"weight must have shape [K**3={expect[0]}, C_in={expect[1]}, C_out], "
                          f"got {tuple(weight.shape)}")
     if weight.dtype != x.dtype:
         raise TypeError(f"weight dtype {weight.dtype} must match x.feats dtype {x.dtype}")
-    if bias is not None and tuple(bias.shape) != (weight.shape[2],):
+    if weight.device != x.device:
+        raise ValueError(f"weight must be on x's device {x.device}, got {weight.device}")
+    if bias is None:
+        return
+    if not isinstance(bias, torch.Tensor):
+        raise TypeError(f"bias must be a torch.Tensor [C_out] or None, got {type(bias).__name__}")
+    if tuple(bias.shape) != (weight.shape[2],):
         raise ValueError(f"bias must have shape [C_out={weight.shape[2]}], got {tuple(bias.shape)}")
+    if bias.dtype != weight.dtype:
+        raise TypeError(f"bias dtype {bias.dtype} must match weight dtype {weight.dtype}")
+    if bias.device != weight.device:
+        raise ValueError(f"bias must be on weight's device {weight.device}, got {bias.device}")
 
 
 def _apply(x: SparseTensor, weight, bias, kmap, backend, op) -> SparseTensor:
@@ -69,7 +81,7 @@ def conv_transpose3d(x: SparseTensor, weight: torch.Tensor, bias: Optional[torch
         out_key = target.key
     if x.manager.stride(out_key) * stride != x.stride:
         raise ValueError(f"target stride {x.manager.stride(out_key)} * stride {stride} must equal x.stride {x.stride}")
-    kmap = x.manager.kernel_map(x.key, out_key, kernel_size, stride, dilation)
+    kmap = x.manager.kernel_map(x.key, out_key, kernel_size, stride, dilation, transposed=True)
     return _apply(x, weight, bias, kmap, backend, "conv_transpose")
 
 
@@ -80,5 +92,5 @@ def generative_conv_transpose3d(x: SparseTensor, weight: torch.Tensor, bias: Opt
     check_kernel_args(kernel_size, stride, dilation)
     _check_weight(x, weight, kernel_size, bias)
     out_key = x.manager.generate(x.key, kernel_size, stride, dilation)
-    kmap = x.manager.kernel_map(x.key, out_key, kernel_size, stride, dilation)
+    kmap = x.manager.kernel_map(x.key, out_key, kernel_size, stride, dilation, transposed=True)
     return _apply(x, weight, bias, kmap, backend, "generative_conv_transpose")

@@ -9,7 +9,7 @@ from sparse3d.backends import Backend, get_backend
 from sparse3d.backends.base import gather_windows
 from sparse3d.coords import KernelMap
 from sparse3d.kernel import check_kernel_args
-from sparse3d.tensor import SparseTensor
+from sparse3d.tensor import SparseTensor, _check_batch_size
 
 
 def _window_map(x: SparseTensor, kernel_size: int, stride: int, dilation: int) -> KernelMap:
@@ -40,10 +40,14 @@ def avg_pool3d(x: SparseTensor, kernel_size: int = 2, stride: int = 2, dilation:
 
 
 def global_pool(x: SparseTensor, mode: str = "mean", batch_size: int | None = None) -> torch.Tensor:
-    """Pool all voxels of each batch item: -> ``[B, C]`` (empty items give 0)."""
+    """Pool all voxels of each batch item: feats ``[N, C]`` -> ``[B, C]`` (empty items give 0).
+
+    ``batch_size`` (B) defaults to ``x.batch_size`` (largest batch index + 1) and may not be smaller."""
+    if not isinstance(x, SparseTensor):
+        raise TypeError(f"x must be a SparseTensor, got {type(x).__name__}")
     if mode not in ("mean", "max", "sum"):
         raise ValueError(f"mode must be 'mean', 'max' or 'sum', got {mode!r}")
-    b = x.batch_size if batch_size is None else int(batch_size)
+    b = x.batch_size if batch_size is None else _check_batch_size(batch_size, x.batch_size)
     idx = x.coords[:, 0].long()
     out = x.feats.new_zeros((b, x.num_channels))
     if len(x) == 0:

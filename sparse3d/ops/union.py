@@ -19,6 +19,12 @@ def _check_pair(a: SparseTensor, b: SparseTensor) -> None:
         raise ValueError(f"a and b must be on one device, got {a.device} and {b.device}")
 
 
+def _check_same_dtype(a: SparseTensor, b: SparseTensor) -> None:
+    if a.dtype != b.dtype:
+        raise TypeError(f"a and b must have the same feature dtype, got a.dtype={a.dtype} and b.dtype={b.dtype}; "
+                        "cast one with .to(dtype=...)")
+
+
 def _union(a: SparseTensor, b: SparseTensor) -> Tuple[int, torch.Tensor, torch.Tensor]:
     keys, inv = torch.unique(torch.cat([pack(a.coords), pack(b.coords)]), return_inverse=True)
     key = a.manager.insert(unpack(keys), a.stride)
@@ -28,8 +34,10 @@ def _union(a: SparseTensor, b: SparseTensor) -> Tuple[int, torch.Tensor, torch.T
 def add(a: SparseTensor, b: SparseTensor) -> SparseTensor:
     """Union of coordinates; features summed where both exist. ``[N_a, C] + [N_b, C] -> [N_u, C]``."""
     _check_pair(a, b)
+    _check_same_dtype(a, b)
     if a.num_channels != b.num_channels:
-        raise ValueError(f"a and b must have the same channels, got {a.num_channels} and {b.num_channels}")
+        raise ValueError(f"a and b must have the same number of channels, got a.num_channels={a.num_channels} "
+                         f"and b.num_channels={b.num_channels}")
     if a.manager is b.manager and a.key == b.key:
         return a.replace(a.feats + b.feats)
     key, ia, ib = _union(a, b)
@@ -42,6 +50,7 @@ def cat(a: SparseTensor, b: SparseTensor) -> SparseTensor:
     """Union of coordinates; channels concatenated, zeros where a tensor lacks a voxel.
     ``[N_a, C_a], [N_b, C_b] -> [N_u, C_a + C_b]``."""
     _check_pair(a, b)
+    _check_same_dtype(a, b)
     if a.manager is b.manager and a.key == b.key:
         return a.replace(torch.cat([a.feats, b.feats], dim=1))
     key, ia, ib = _union(a, b)
@@ -52,9 +61,19 @@ def cat(a: SparseTensor, b: SparseTensor) -> SparseTensor:
 
 
 def lookup(x: SparseTensor, coords: torch.Tensor) -> torch.Tensor:
-    """Row of each query coordinate in ``x``: coords int32 ``[M, 4]`` -> int64 ``[M]``, -1 where absent."""
+    """Row of each query coordinate in ``x``: coords int32 (or int64) ``[M, 4]`` = (batch, x, y, z) on x's
+    lattice -> int64 ``[M]``, -1 where absent."""
+    if not isinstance(x, SparseTensor):
+        raise TypeError(f"x must be a SparseTensor, got {type(x).__name__}")
+    if not isinstance(coords, torch.Tensor):
+        raise TypeError(f"coords must be an integer torch.Tensor [M, 4], got {type(coords).__name__}")
+    if coords.is_floating_point() or coords.is_complex() or coords.dtype == torch.bool:
+        raise TypeError(f"coords must be an integer tensor (int32 or int64 voxel indices), got dtype {coords.dtype}; "
+                        "voxelize points first (e.g. torch.floor(points / voxel_size).int())")
     if coords.dim() != 2 or coords.shape[1] != 4:
         raise ValueError(f"coords must have shape [M, 4], got {tuple(coords.shape)}")
+    if coords.device != x.device:
+        raise ValueError(f"coords must be on x's device {x.device}, got {coords.device}")
     return x.manager.table(x.key).lookup(coords.int().contiguous()).long()
 
 

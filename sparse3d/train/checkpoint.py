@@ -1,6 +1,7 @@
 """Checkpoints: a plain ``state_dict``-style dict, written atomically, loaded with weights_only=True.
 
-    {"model": ..., "optimizer": ..., "step": int, "config": dict}
+    {"model": ..., "optimizer": ..., "step": int, "config": dict,
+     "data": {"voxel_size": metres, "trunc": voxels}}   # of the training samples (absent in older files)
 """
 from __future__ import annotations
 
@@ -36,11 +37,16 @@ def latest_checkpoint(folder: str) -> Optional[str]:
 
 
 def load_model(path: str, map_location: str | torch.device = "cpu"):
-    """Rebuild a CompletionNet from a checkpoint's config and weights (eval mode)."""
+    """Rebuild a CompletionNet from a checkpoint's config and weights (eval mode). The training data's
+    voxel size (where the checkpoint records it) goes into ``net.config.voxel_size``."""
     from sparse3d.models.completion import CompletionNet
     from sparse3d.train.config import TrainConfig
     state = load_checkpoint(path, map_location)
     cfg = TrainConfig(**state["config"])
-    net = CompletionNet(cfg.model_config())
+    mcfg = cfg.model_config()
+    data = state.get("data") or {}
+    if data.get("voxel_size") is not None:
+        mcfg.voxel_size = float(data["voxel_size"])
+    net = CompletionNet(mcfg)
     net.load_state_dict(state["model"])
     return net.eval(), cfg

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import List
 
-_TRAIN_OVERRIDES = [("data", str), ("val_data", str), ("out", str), ("init", str), ("seed", int), ("steps", int),
+_TRAIN_OVERRIDES = [("data", str), ("out", str), ("init", str), ("seed", int), ("steps", int),
                     ("batch_size", int), ("lr", float), ("device", str), ("backend", str),
                     ("checkpoint_every", int), ("threads", int)]
 

@@ -11,7 +11,6 @@ import yaml
 @dataclass
 class TrainConfig:
     data: str = ""  # folder of training samples (manifest.json + *.npz)
-    val_data: str = ""  # optional folder of validation samples (whole scenes or crops)
     out: str = "runs/completion"  # checkpoints, metrics.jsonl, loss.png
     init: str = ""  # start from this checkpoint's weights (fine-tuning); optimizer starts fresh
     seed: int = 0

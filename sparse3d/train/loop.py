@@ -1,14 +1,24 @@
 """Training loop of scene completion: seeded, resumable, tqdm progress, metrics per step
 (``metrics.jsonl``) plotted to ``loss.png``, atomic checkpoints (``last.pt``), CPU or GPU,
 DistributedDataParallel under torchrun (each process takes ``batch_size / world_size`` samples
-of the same seeded global batch)."""
+of the same seeded global batch).
+
+Resume invariants: a checkpoint's ``step`` is the number of optimizer updates in its weights
+(Ctrl-C is held while an update is applied, so an update is never half done or uncounted);
+``metrics.jsonl`` is appended before the checkpoint is written, so it always covers the
+checkpoint's steps; on resume, rows of later steps and a partial last line (a kill during an
+append) are dropped."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 import os
+import signal
+import threading
 import time
-from typing import Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
@@ -36,31 +46,71 @@ def batch_indices(cfg: TrainConfig, step: int, n: int) -> List[int]:
 
 
 def _append_jsonl(path: str, rows: List[Dict]) -> None:
-    with open(path, "a") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
+    """Append ``rows`` (one JSON object per line). A partial last line left by a killed writer is cut
+    off first, so it never ends up in the middle of the file."""
+    if not rows:
+        return
+    with open(path, "ab+") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size:
+            f.seek(size - 1)
+            if f.read(1) != b"\n":
+                f.seek(0)
+                data = f.read()
+                f.truncate(data.rfind(b"\n") + 1)
+        f.write("".join(json.dumps(r) + "\n" for r in rows).encode())
+
+
+def _read_jsonl(path: str) -> List[Dict[str, Any]]:
+    """Rows of ``metrics.jsonl`` in step order, the last row kept where a step was logged twice; a last
+    line that is not valid JSON (cut by a kill during an append) is dropped. A bad line before the
+    last raises ValueError naming the file and line."""
+    with open(path, "rb") as f:
+        lines = f.read().decode("utf-8", errors="replace").split("\n")
+    numbered = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip()]
+    rows: Dict[int, Dict[str, Any]] = {}
+    for k, (lineno, ln) in enumerate(numbered):
+        try:
+            r = json.loads(ln)
+        except json.JSONDecodeError as e:
+            if k == len(numbered) - 1:
+                break  # partial trailing line
+            raise ValueError(f"{path}: line {lineno} is not valid JSON ({e})") from e
+        if not isinstance(r, dict) or not isinstance(r.get("step"), int):
+            raise ValueError(f"{path}: line {lineno} is not a metrics row (a JSON object with an int 'step')")
+        rows[r["step"]] = r
+    return [rows[k] for k in sorted(rows)]
 
 
 def _truncate_jsonl(path: str, before_step: int) -> None:
+    """Keep the rows of steps < ``before_step`` (those in the checkpoint being resumed), atomically."""
     if not os.path.isfile(path):
         return
-    with open(path) as f:
-        rows = [ln for ln in f if ln.strip() and json.loads(ln)["step"] < before_step]
+    rows = [r for r in _read_jsonl(path) if r["step"] < before_step]
     with open(path + ".tmp", "w") as f:
-        f.writelines(rows)
+        f.writelines(json.dumps(r) + "\n" for r in rows)
     os.replace(path + ".tmp", path)
 
 
+def _write_json_atomic(path: str, obj: Any) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
 def plot_metrics(jsonl: str, png: str) -> None:
-    """Plot every logged loss term against the step (atomic PNG write)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    with open(jsonl) as f:
-        rows = [json.loads(ln) for ln in f if ln.strip()]
+    """Plot every logged loss term against the step (atomic PNG write). Uses matplotlib's object API
+    (Figure + FigureCanvasAgg): the global backend (pyplot, notebooks) is left alone."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    rows = _read_jsonl(jsonl)
     if not rows:
         return
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     steps = [r["step"] for r in rows]
     for k in [k for k in rows[-1] if k not in ("step", "lr", "time_s", "voxels")]:
         ax.plot(steps, [r.get(k, np.nan) for r in rows], label=k)
@@ -71,8 +121,27 @@ def plot_metrics(jsonl: str, png: str) -> None:
     fig.tight_layout()
     tmp = png + ".tmp.png"
     fig.savefig(tmp, dpi=90)
-    plt.close(fig)
     os.replace(tmp, png)
+
+
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block is over, then raise it: the block (an optimizer update and
+    its step count) runs whole. Signal handlers can only be set in the main thread; elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: List[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if got:
+        if callable(old):
+            old(signal.SIGINT, None)
+        elif old != signal.SIG_IGN:
+            raise KeyboardInterrupt
 
 
 def params_digest(model: torch.nn.Module) -> str:
@@ -86,21 +155,28 @@ def params_digest(model: torch.nn.Module) -> str:
 
 def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Dict[str, float]:
     """Train; returns the last step's logged values. Under torchrun, every process calls this."""
+    threads = torch.get_num_threads()
     info: DistInfo = init_distributed(cfg.device)
     try:
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
         return _train(cfg, info, resume, progress)
     finally:
         shutdown()
+        torch.set_num_threads(threads)  # the caller's setting (cfg.threads is for this run only)
 
 
 def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> Dict[str, float]:
     if cfg.batch_size % info.world_size:
         raise ValueError(f"batch_size ({cfg.batch_size}) must be divisible by the number of processes "
                          f"({info.world_size})")
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device, info)
     ds = CompletionDataset(cfg.data)
+    first = ds[0]
+    if not math.isclose(first.trunc, cfg.trunc, rel_tol=1e-4):
+        raise ValueError(f"the training samples' trunc ({first.trunc} voxels, {ds.paths[0]}) differs from the "
+                         f"config's trunc ({cfg.trunc} voxels): set trunc: {first.trunc} in the config")
+    data_info = {"voxel_size": float(first.voxel_size), "trunc": float(first.trunc)}
     torch.manual_seed(cfg.seed)
     net = snn.set_backend(CompletionNet(cfg.model_config()), cfg.backend).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -136,17 +212,20 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> Di
 
     def checkpoint(step_done: int) -> None:
         if info.is_main:
-            save_checkpoint(ckpt_path, {"model": net.state_dict(), "optimizer": opt.state_dict(),
-                                        "step": step_done, "config": cfg.to_dict()})
+            # metrics first: the rows always cover the checkpoint's steps (later rows are cut on resume)
             _append_jsonl(jsonl, pending)
             pending.clear()
+            save_checkpoint(ckpt_path, {"model": net.state_dict(), "optimizer": opt.state_dict(),
+                                        "step": step_done, "config": cfg.to_dict(), "data": data_info})
             plot_metrics(jsonl, os.path.join(cfg.out, "loss.png"))
 
-    step = start
+    done = start  # optimizer updates in the weights (what a checkpoint records)
+    buffers: Optional[List[torch.Tensor]] = None  # BatchNorm statistics before the step in progress
     try:
         net.train()
         for step in bar:
             t0 = time.perf_counter()
+            buffers = [b.detach().clone() for b in net.buffers()]
             for g in opt.param_groups:
                 g["lr"] = lr_at(cfg, step)
             idx = batch_indices(cfg, step, len(ds))[info.rank * per_rank:(info.rank + 1) * per_rank]
@@ -165,22 +244,29 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> Di
                 logs["empty"] = 1.0
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
-            logs = {"step": step, **logs, "lr": lr_at(cfg, step), "voxels": len(out.levels[-1]),
-                    "time_s": round(time.perf_counter() - t0, 4)}
-            if info.is_main and step % cfg.log_every == 0:
-                pending.append(logs)
+            with _sigint_held():  # the update, its count and its metrics row go together
+                opt.step()
+                done = step + 1
+                buffers = None
+                logs = {"step": step, **logs, "lr": lr_at(cfg, step), "voxels": len(out.levels[-1]),
+                        "time_s": round(time.perf_counter() - t0, 4)}
+                if info.is_main and step % cfg.log_every == 0:
+                    pending.append(logs)
             bar.set_postfix(loss=f"{logs['loss']:.3f}", l1=f"{logs['l1']:.3f}")
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
                 checkpoint(step + 1)
     except KeyboardInterrupt:
-        checkpoint(step)  # the interrupted step is redone on resume
+        if buffers is not None:  # interrupted after the forward updated BatchNorm statistics, before the update
+            with torch.no_grad():
+                for b, v in zip(net.buffers(), buffers):
+                    b.copy_(v)
+        checkpoint(done)  # a step interrupted before its update is redone on resume; one after it is not
         raise
     if info.enabled:
         # DDP syncs buffers (BatchNorm running stats) at the start of each forward: sync the last update too
         import torch.distributed as dist
         for b in net.buffers():
             dist.broadcast(b, 0)
-        with open(os.path.join(cfg.out, f"replica_rank{info.rank}.json"), "w") as f:
-            json.dump({"rank": info.rank, "digest": params_digest(net), "step": cfg.steps}, f)
+        _write_json_atomic(os.path.join(cfg.out, f"replica_rank{info.rank}.json"),
+                           {"rank": info.rank, "digest": params_digest(net), "step": cfg.steps})
     return logs

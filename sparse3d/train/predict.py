@@ -3,13 +3,18 @@
     pred = predict_sample(net, sample)              # dense volumes [X, Y, Z]
     report = evaluate_sample(net, sample)           # {"input": metrics, "prediction": metrics}
     write_outputs(folder, name, sample, pred)       # meshes (.ply) + sparse grid (.npz)
+
+A sample must have the model's truncation (and, where the checkpoint records it, voxel size):
+``check_sample`` raises a ValueError naming both values otherwise. Metrics that cannot be
+computed (chamfer of an empty mesh: inf) are written as JSON null and shown as "n/a".
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -37,10 +42,24 @@ class Prediction:
     surface_tsdf: np.ndarray
 
 
+def check_sample(net: CompletionNet, sample: Sample) -> None:
+    """Raise ValueError when ``sample``'s trunc (voxels) differs from the model's ``config.trunc``, or
+    its voxel size (metres) from the training data's ``config.voxel_size`` (checked where recorded)."""
+    cfg = net.config
+    if not math.isclose(float(sample.trunc), float(cfg.trunc), rel_tol=1e-4):
+        raise ValueError(f"sample trunc ({sample.trunc} voxels) differs from the model's trunc ({cfg.trunc} voxels): "
+                         "prepare the sample with the truncation the model was trained with")
+    vs = getattr(cfg, "voxel_size", None)
+    if vs is not None and not math.isclose(float(sample.voxel_size), float(vs), rel_tol=1e-4):
+        raise ValueError(f"sample voxel_size ({sample.voxel_size} m) differs from the model's training voxel_size "
+                         f"({vs} m): prepare the sample at the voxel size the model was trained on")
+
+
 @torch.no_grad()
 def predict_sample(net: CompletionNet, sample: Sample, device: str | torch.device = "cpu",
                    frontier: bool = True) -> Prediction:
-    """Run ``net`` (eval mode) on a whole sample of any size."""
+    """Run ``net`` (eval mode) on a whole sample of any size (checked with :func:`check_sample`)."""
+    check_sample(net, sample)
     net.eval()
     c, f = sparse_input(sample.input_tsdf, sample.input_known, sample.trunc, frontier)
     shape = sample.shape
@@ -76,11 +95,12 @@ def occupancy_mesh(occ: np.ndarray, voxel_size: float, origin=None) -> Mesh:
     return tsdf_to_mesh(np.where(occ, -0.5, 0.5).astype(np.float32), np.ones(occ.shape, bool), voxel_size, origin)
 
 
-def meshes(sample: Sample, pred: Prediction) -> Dict[str, Mesh]:
+def meshes(sample: Sample, pred: Prediction, occ_thresh: float = 1.0) -> Dict[str, Mesh]:
     """input / prediction: shells of their occupied (surface) voxels, so both are meshed the same way
-    (the regressed distance is too weak to mesh from: see docs/completion.md); target: its TSDF."""
+    (the regressed distance is too weak to mesh from: see docs/completion.md); target: its TSDF.
+    occ_thresh: |tsdf| < occ_thresh (voxels) is an occupied input voxel (the config's ``occ_thresh``)."""
     vs, o = sample.voxel_size, sample.origin
-    base = input_prediction(sample)
+    base = input_prediction(sample, occ_thresh)
     return {"input": occupancy_mesh(base.occ, vs, o),
             "prediction": occupancy_mesh(pred.occ, vs, o),
             "target": tsdf_to_mesh(sample.target_tsdf, sample.target_known, vs, o)}
@@ -92,7 +112,7 @@ def evaluate_sample(net: CompletionNet, sample: Sample, device: str | torch.devi
     """Metrics of the prediction and of the raw input against the target."""
     pred = predict_sample(net, sample, device, frontier)
     base = input_prediction(sample, occ_thresh)
-    ms = meshes(sample, pred) if with_chamfer else {}
+    ms = meshes(sample, pred, occ_thresh) if with_chamfer else {}
     report = {}
     for name, p in (("input", base), ("prediction", pred)):
         report[name] = completion_metrics(p.tsdf, p.occ, sample.target_tsdf, sample.target_known, sample.trunc,
@@ -101,11 +121,12 @@ def evaluate_sample(net: CompletionNet, sample: Sample, device: str | torch.devi
 
 
 def write_outputs(folder: str, name: str, sample: Sample, pred: Prediction,
-                  ms: Optional[Dict[str, Mesh]] = None) -> Dict[str, str]:
+                  ms: Optional[Dict[str, Mesh]] = None, occ_thresh: float = 1.0) -> Dict[str, str]:
     """Write ``<name>_{input,prediction,target}.ply`` and ``<name>_prediction_grid.npz``
-    (coords int32 [M, 3], tsdf float32 [M], origin, voxel_size); returns the paths."""
+    (coords int32 [M, 3], tsdf float32 [M], origin, voxel_size); returns the paths.
+    occ_thresh: used to mesh the input when ``ms`` is not given (see :func:`meshes`)."""
     os.makedirs(folder, exist_ok=True)
-    ms = ms if ms else meshes(sample, pred)
+    ms = ms if ms else meshes(sample, pred, occ_thresh)
     paths = {}
     for k, (v, f) in ms.items():
         p = os.path.join(folder, f"{name}_{k}.ply")
@@ -119,26 +140,57 @@ def write_outputs(folder: str, name: str, sample: Sample, pred: Prediction,
     return paths
 
 
+def _json_safe(obj: Any) -> Any:
+    """Non-finite floats (inf chamfer of an empty mesh, nan) -> None, recursively (JSON has no inf/nan)."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
 def write_json(path: str, obj) -> None:
+    """Atomic write of ``obj`` as strict JSON: non-finite values (a metric that cannot be computed,
+    e.g. the chamfer distance of an empty mesh) are written as null."""
     with open(path + ".tmp", "w") as f:
-        json.dump(obj, f, indent=1)
+        json.dump(_json_safe(obj), f, indent=1, allow_nan=False)
     os.replace(path + ".tmp", path)
 
 
+_COLUMNS = [("IoU input", "input", "iou", 10, 3), ("IoU pred", "prediction", "iou", 10, 3),
+            ("L1 input", "input", "l1", 9, 3), ("L1 pred", "prediction", "l1", 9, 3),
+            ("CD input", "input", "chamfer_m", 9, 4), ("CD pred", "prediction", "chamfer_m", 9, 4)]
+
+
+def _cell(v: Optional[float], width: int, digits: int) -> str:
+    return f"{v:>{width}.{digits}f}" if v is not None and math.isfinite(v) else f"{'n/a':>{width}}"
+
+
 def format_table(rows: Dict[str, Dict[str, Dict[str, float]]]) -> str:
-    """{scene: {"input": m, "prediction": m}} -> a text table of IoU / L1 / chamfer, with the mean."""
-    lines = [f"{'scene':<16} {'IoU input':>10} {'IoU pred':>10} {'L1 input':>9} {'L1 pred':>9} "
-             f"{'CD input':>9} {'CD pred':>9}"]
-    keys = [("input", "iou"), ("prediction", "iou"), ("input", "l1"), ("prediction", "l1"),
-            ("input", "chamfer_m"), ("prediction", "chamfer_m")]
-    vals = []
+    """{scene: {"input": m, "prediction": m}} -> a text table of IoU / L1 / chamfer, with the mean.
+    A value that is missing or not finite (chamfer of an empty mesh) shows as "n/a"; the mean of a
+    column skips such values and the table says how many it skipped."""
+    lines = [f"{'scene':<16} " + " ".join(f"{h:>{w}}" for h, _, _, w, _ in _COLUMNS)]
+    vals: List[List[Optional[float]]] = []
     for scene, r in rows.items():
-        v = [r[a].get(b, float("nan")) for a, b in keys]
+        v = [r.get(a, {}).get(b) for _, a, b, _, _ in _COLUMNS]
+        v = [None if x is None or not math.isfinite(x) else float(x) for x in v]
         vals.append(v)
-        lines.append(f"{scene:<16} {v[0]:>10.3f} {v[1]:>10.3f} {v[2]:>9.3f} {v[3]:>9.3f} {v[4]:>9.4f} {v[5]:>9.4f}")
+        lines.append(f"{scene:<16} " + " ".join(_cell(x, w, d) for x, (_, _, _, w, d) in zip(v, _COLUMNS)))
     if len(rows) > 1:
-        m = np.nanmean(np.array(vals), 0)
-        lines.append(f"{'mean':<16} {m[0]:>10.3f} {m[1]:>10.3f} {m[2]:>9.3f} {m[3]:>9.3f} {m[4]:>9.4f} {m[5]:>9.4f}")
+        cells, skipped = [], []
+        for j, (h, _, _, w, d) in enumerate(_COLUMNS):
+            col = [v[j] for v in vals if v[j] is not None]
+            cells.append(_cell(float(np.mean(col)) if col else None, w, d))
+            if len(col) < len(vals):
+                skipped.append(f"{h} {len(vals) - len(col)} of {len(vals)}")
+        lines.append(f"{'mean':<16} " + " ".join(cells))
+        if skipped:
+            lines.append("(the mean skips scenes where a value is n/a: " + ", ".join(skipped) + ")")
     lines.append("(IoU of surface voxels |tsdf| < 1 voxel on known target space; L1 in voxels on the known "
-                 "truncation band; CD = chamfer distance of meshes in metres)")
+                 "truncation band; CD = chamfer distance of meshes in metres; n/a: not computed or an empty mesh)")
     return "\n".join(lines)

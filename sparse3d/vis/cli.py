@@ -3,10 +3,38 @@
     sparse3d view --dir OUT/predictions --scene scene0100_00            # window
     sparse3d view --dir OUT/predictions --scene scene0100_00 --png a.png  # headless
     sparse3d view --mesh a.ply --mesh b.ply --png a.png                  # any meshes
+
+--width/--height/--clip-top apply to both the window and the PNG; --renderer only to --png
+(the window is Open3D's legacy Visualizer, which has one renderer): passing it without --png
+is an error rather than an ignored option.
 """
 from __future__ import annotations
 
+import argparse
 import os
+
+PNG_SIZE = (1200, 500)  # default --width, --height of a PNG
+WINDOW_SIZE = (1400, 700)  # default --width, --height of the window
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer (pixels), got {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer (pixels), got {v}")
+    return v
+
+
+def _fraction(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {s!r}") from None
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {v}")
+    return v
 
 
 def register(subparsers) -> None:
@@ -15,12 +43,15 @@ def register(subparsers) -> None:
     p.add_argument("--scene", default=None, help="scene name inside --dir (<scene>_{input,prediction,target}.ply)")
     p.add_argument("--mesh", action="append", default=[], help="mesh file(s) to show instead")
     p.add_argument("--png", default=None, help="render headless to this PNG instead of opening a window")
-    p.add_argument("--width", type=int, default=1200)
-    p.add_argument("--height", type=int, default=500)
-    p.add_argument("--renderer", choices=["raycast", "filament"], default="raycast",
-                   help="raycast: Open3D RaycastingScene (fast on a CPU); filament: Open3D OffscreenRenderer "
-                        "(Mesa llvmpipe on a CPU: minutes per picture)")
-    p.add_argument("--clip-top", type=float, default=0.0, help="drop the top fraction of the height (ceilings)")
+    p.add_argument("--width", type=_positive_int, default=None,
+                   help=f"pixels (default {PNG_SIZE[0]} for --png, {WINDOW_SIZE[0]} for the window)")
+    p.add_argument("--height", type=_positive_int, default=None,
+                   help=f"pixels (default {PNG_SIZE[1]} for --png, {WINDOW_SIZE[1]} for the window)")
+    p.add_argument("--renderer", choices=["raycast", "filament"], default=None,
+                   help="--png only. raycast (default): Open3D RaycastingScene (fast on a CPU); filament: Open3D "
+                        "OffscreenRenderer (Mesa llvmpipe on a CPU: minutes per picture)")
+    p.add_argument("--clip-top", type=_fraction, default=0.0,
+                   help="drop the top fraction of the height (ceilings), in [0, 1)")
     p.set_defaults(func=_view)
 
 
@@ -41,13 +72,16 @@ def _panels(args):
 
 
 def _view(args) -> int:
+    if not args.png and args.renderer is not None:
+        raise SystemExit(f"error: --renderer {args.renderer} applies only to --png (headless rendering); the "
+                         "window uses Open3D's own renderer: drop --renderer or add --png FILE")
     panels = _panels(args)
     if args.png:
         from sparse3d.vis.render import render_side_by_side
-        render_side_by_side(panels, args.png, args.width, args.height, clip_top=args.clip_top,
-                            renderer=args.renderer)
+        render_side_by_side(panels, args.png, args.width or PNG_SIZE[0], args.height or PNG_SIZE[1],
+                            clip_top=args.clip_top, renderer=args.renderer or "raycast")
         print(f"wrote {args.png}")
         return 0
     from sparse3d.vis.viewer import view
-    view(panels)
+    view(panels, width=args.width or WINDOW_SIZE[0], height=args.height or WINDOW_SIZE[1], clip_top=args.clip_top)
     return 0

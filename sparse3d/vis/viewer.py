@@ -4,19 +4,41 @@ Keys: 1 / 2 / 3 toggle input / prediction / target, A shows all, Q or Esc closes
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import List, Sequence
+
+import numpy as np
 
 from sparse3d.vis.render import PALETTE, Panel, _o3d, layout, to_o3d_mesh
 
 
-def view(panels: Sequence[Panel], title: str = "sparse3d completion") -> None:
-    """Open a window (needs a display); blocks until it is closed."""
+def clip_top_panels(panels: Sequence[Panel], clip_top: float) -> List[Panel]:
+    """Drop the triangles whose centroid lies in the top ``clip_top`` fraction of the height of all
+    panels together (a scan's ceiling hides the room from above); the rule of
+    ``render_side_by_side(..., clip_top=)``."""
+    if not 0 <= clip_top < 1:
+        raise ValueError(f"clip_top must be in [0, 1), got {clip_top}")
+    panels = list(panels)
+    allv = [v for _, v, f in panels if len(f)]
+    if clip_top == 0 or not allv:
+        return panels
+    zs = np.concatenate([v[:, 2] for v in allv])
+    zmax = zs.min() + (1 - clip_top) * np.ptp(zs)
+    return [(t, v, f[v[f].mean(1)[:, 2] <= zmax] if len(f) else f) for t, v, f in panels]
+
+
+def view(panels: Sequence[Panel], title: str = "sparse3d completion", width: int = 1400, height: int = 700,
+         clip_top: float = 0.0) -> None:
+    """Open a ``width`` x ``height`` window (needs a display); blocks until it is closed.
+    clip_top: see :func:`clip_top_panels`."""
+    for name, v in (("width", width), ("height", height)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int (pixels), got {v!r}")
     o3d = _o3d()
-    placed = layout(panels)
+    placed = clip_top_panels(layout(panels), clip_top)
     geoms = [to_o3d_mesh(v, f, PALETTE.get(t, (0.7, 0.7, 0.7))) for t, v, f in placed]
     shown = [True] * len(geoms)
     vis = o3d.visualization.VisualizerWithKeyCallback()
-    if not vis.create_window(window_name=title + "  [1/2/3 toggle, A all]", width=1400, height=700):
+    if not vis.create_window(window_name=title + "  [1/2/3 toggle, A all]", width=width, height=height):
         raise RuntimeError("cannot open an Open3D window (no display?); use `sparse3d view --png out.png`")
     for g in geoms:
         vis.add_geometry(g)
