@@ -13,6 +13,8 @@ import os
 import time
 from typing import Dict, List
 
+from sparse3d.data.completion_prep import INPUT_FRACTION, SEGMENTS
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("demo", help="the main job: synthetic scenes -> train completion -> metrics + pictures")
@@ -24,8 +26,8 @@ def register(subparsers) -> None:
     p.add_argument("--test-scenes", type=int, default=None)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--input-fraction", type=float, default=0.3,
-                   help="fraction of each scan's frames fused into the partial input (default 0.3)")
+    p.add_argument("--input-fraction", type=float, default=INPUT_FRACTION,
+                   help=f"fraction of each scan's frames fused into the partial input (default {INPUT_FRACTION})")
     p.add_argument("--segments", type=int, default=SEGMENTS,
                    help=f"the input frames form this many contiguous runs of the trajectory (default {SEGMENTS})")
     p.add_argument("--device", default="cpu")
@@ -34,9 +36,6 @@ def register(subparsers) -> None:
                    help="torch/OpenMP threads (default 1: on a small shared CPU, more threads oversubscribe "
                         "the cores and a training step gets >10x slower)")
     p.set_defaults(func=run_demo)
-
-
-SEGMENTS = 2
 
 
 def _log(msg: str, t0: float) -> None:
@@ -95,7 +94,7 @@ def run_demo(args: argparse.Namespace) -> int:
     quick = args.quick
     n_train = args.train_scenes or (3 if quick else 16)
     n_test = args.test_scenes or (1 if quick else 2)
-    steps = args.steps or (60 if quick else 1000)
+    steps = args.steps or (60 if quick else 2000)
     voxel_size = 0.05
     torch.set_num_threads(args.threads)
 
@@ -142,7 +141,7 @@ def run_demo(args: argparse.Namespace) -> int:
         name = os.path.splitext(os.path.basename(p))[0]
         sample = load_sample(p)
         report, pred, ms = evaluate_sample(net, sample, args.device, cfg.occ_thresh, frontier=cfg.frontier)
-        write_outputs(pred_dir, name, sample, pred, ms)
+        write_outputs(pred_dir, name, sample, pred, ms, cfg.occ_thresh)
         png = os.path.join(out, "pictures", f"{name}.png")
         render_side_by_side([(k, *ms[k]) for k in ("input", "prediction", "target")], png, clip_top=0.25)
         rows[name] = report

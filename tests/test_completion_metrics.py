@@ -135,3 +135,19 @@ def test_empty_mesh_chamfer_is_null_in_json_and_na_in_table(tmp_path):
     assert lines[2].split() == ["b", "0.700", "0.000", "3.000", "1.000", "0.4000", "n/a"]
     assert lines[3].split() == ["mean", "0.600", "0.125", "2.000", "1.500", "0.3000", "0.1000"]
     assert lines[4] == "(the mean skips scenes where a value is n/a: CD pred 1 of 2)"
+
+
+def test_keep_observed_keeps_measurements_and_fills_only_unobserved_space():
+    from sparse3d.train.predict import predict_sample
+    s = procedural_sample(16, 3)
+    net = _small_net()
+    raw = predict_sample(net, s, keep_observed=False)
+    kept = predict_sample(net, s)  # default: keep observed
+    seen = s.input_known
+    assert seen.any() and (~seen).any()
+    np.testing.assert_array_equal(kept.tsdf[seen], s.input_tsdf[seen])
+    np.testing.assert_array_equal(kept.occ[seen], np.abs(s.input_tsdf[seen]) < 1.0)
+    np.testing.assert_array_equal(kept.tsdf[~seen], raw.tsdf[~seen])
+    np.testing.assert_array_equal(kept.occ[~seen], raw.occ[~seen])
+    np.testing.assert_array_equal(kept.coords, np.argwhere(kept.occ))  # the sparse grid is the kept surface
+    np.testing.assert_array_equal(kept.surface_tsdf, kept.tsdf[kept.occ])

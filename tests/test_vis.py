@@ -83,7 +83,7 @@ def _write_scene(tmp_path):
 def test_view_window_honours_width_height_clip_top(tmp_path, monkeypatch):
     from sparse3d.cli import main
     from sparse3d.vis.render import layout, read_mesh
-    from sparse3d.vis.viewer import clip_top_panels
+    from sparse3d.vis.render import clip_top_panels
     _write_scene(tmp_path)
     log = _fake_o3d(monkeypatch)
     assert main(["view", "--dir", str(tmp_path), "--scene", "sc"]) == 0

@@ -13,6 +13,11 @@ import numpy as np
 
 from sparse3d.data.completion_dataset import Sample, surface
 
+# The partial input: this fraction of a scan's frames, as this many contiguous runs of the trajectory
+# (whole parts of the room stay unseen, and the seen parts have holes a local model can learn to fill).
+INPUT_FRACTION = 0.3
+SEGMENTS = 6
+
 
 def frame_subset(n_frames: int, fraction: float, segments: int, seed: int) -> List[int]:
     """``segments`` contiguous runs of frames covering ~``fraction`` of ``n_frames`` (seeded);
@@ -38,8 +43,8 @@ def _fuse(frames, indices: Sequence[int], voxel_size: float, trunc: float, depth
     return g.coords.astype(np.int64), g.tsdf.astype(np.float32), g.weight
 
 
-def scan_sample(frames, voxel_size: float = 0.05, trunc: float = 3.0, input_fraction: float = 0.3,
-                segments: int = 2, seed: int = 0, depth_max: float = 5.0, pad_to: int = 8,
+def scan_sample(frames, voxel_size: float = 0.05, trunc: float = 3.0, input_fraction: float = INPUT_FRACTION,
+                segments: int = SEGMENTS, seed: int = 0, depth_max: float = 5.0, pad_to: int = 8,
                 input_indices: Sequence[int] | None = None, target_indices: Sequence[int] | None = None) -> Sample:
     """Fuse a frame source twice (subset -> input, all -> target) onto the target's grid.
 

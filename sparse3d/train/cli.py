@@ -13,9 +13,15 @@ import sys
 import time
 from typing import List
 
+from sparse3d.data.completion_prep import INPUT_FRACTION, SEGMENTS
+
 _TRAIN_OVERRIDES = [("data", str), ("out", str), ("init", str), ("seed", int), ("steps", int),
                     ("batch_size", int), ("lr", float), ("device", str), ("backend", str),
                     ("checkpoint_every", int), ("threads", int)]
+
+
+NETWORK_ONLY_HELP = ("score the network's output alone (default: observed voxels keep their measured distance "
+                     "and the network fills the unobserved space)")
 
 
 def register(subparsers) -> None:
@@ -27,8 +33,9 @@ def register(subparsers) -> None:
     p.add_argument("--crops-per-scene", type=int, default=16)
     p.add_argument("--voxel-size", type=float, default=0.05)
     p.add_argument("--trunc", type=float, default=3.0, help="truncation, voxels")
-    p.add_argument("--input-fraction", type=float, default=0.3)
-    p.add_argument("--segments", type=int, default=2)
+    p.add_argument("--input-fraction", type=float, default=INPUT_FRACTION)
+    p.add_argument("--segments", type=int, default=SEGMENTS,
+                   help=f"the input frames form this many contiguous runs (default {SEGMENTS})")
     p.add_argument("--pairs", type=int, default=1,
                    help="self-supervised pairs per scan: each fuses its own seeded input and target frame subsets")
     p.add_argument("--target-fraction", type=float, default=1.0,
@@ -41,8 +48,10 @@ def register(subparsers) -> None:
     p.add_argument("--input", required=True, help="a completion sample .npz, a ScanNet scene folder or an RGB-D folder")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--input-fraction", type=float, default=0.3, help="for scan folders: frames fused as input")
+    p.add_argument("--input-fraction", type=float, default=INPUT_FRACTION, help="for scan folders: frames fused as input")
+    p.add_argument("--segments", type=int, default=SEGMENTS, help="for scan folders: runs of input frames")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--network-only", action="store_true", help=NETWORK_ONLY_HELP)
     p.set_defaults(func=_predict)
 
     p = subparsers.add_parser("eval", help="metrics of a completion model on whole-scene samples")
@@ -50,6 +59,7 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True, help="folder of whole-scene samples")
     p.add_argument("--json", default=None, help="write the metrics here (default <data>/metrics.json)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--network-only", action="store_true", help=NETWORK_ONLY_HELP)
     p.set_defaults(func=_eval)
 
 
@@ -142,10 +152,16 @@ def _predict(args) -> int:
     if os.path.isfile(args.input):
         sample, name = load_sample(args.input), os.path.splitext(os.path.basename(args.input))[0]
     else:
-        sample = scan_sample(_open_frames(args.input), input_fraction=args.input_fraction, seed=args.seed)
+        vs = getattr(net.config, "voxel_size", None)
+        if vs is None:
+            raise SystemExit(f"error: {args.checkpoint} does not record its training voxel size; fuse the scan with "
+                             "`sparse3d prepare-completion` at that voxel size and pass the .npz as --input")
+        sample = scan_sample(_open_frames(args.input), voxel_size=vs, trunc=cfg.trunc,
+                             input_fraction=args.input_fraction, segments=args.segments, seed=args.seed)
         name = os.path.basename(os.path.normpath(args.input))
-    report, pred, ms = evaluate_sample(net, sample, args.device, cfg.occ_thresh, frontier=cfg.frontier)
-    paths = write_outputs(args.out, name, sample, pred, ms)
+    report, pred, ms = evaluate_sample(net, sample, args.device, cfg.occ_thresh, frontier=cfg.frontier,
+                                       keep_observed=not args.network_only)
+    paths = write_outputs(args.out, name, sample, pred, ms, cfg.occ_thresh)
     write_json(os.path.join(args.out, f"{name}_metrics.json"), report)
     print(format_table({name: report}))
     print("wrote " + ", ".join(paths.values()))
@@ -163,7 +179,7 @@ def _eval(args) -> int:
     for p in ds.paths:
         name = os.path.splitext(os.path.basename(p))[0]
         rows[name], _, _ = evaluate_sample(net, ds[ds.paths.index(p)], args.device, cfg.occ_thresh,
-                                           frontier=cfg.frontier)
+                                           frontier=cfg.frontier, keep_observed=not args.network_only)
     out = args.json or os.path.join(args.data, "metrics.json")
     write_json(out, rows)
     print(format_table(rows))

@@ -8,7 +8,7 @@
 """
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -62,7 +62,7 @@ def sample_mesh(verts: np.ndarray, faces: np.ndarray, n: int = 20000, seed: int 
 
 def completion_metrics(pred_tsdf: np.ndarray, pred_occ: np.ndarray, target_tsdf: np.ndarray,
                        target_known: np.ndarray, trunc: float, occ_thresh: float = 1.0,
-                       pred_mesh=None, target_mesh=None, voxel_size: Optional[float] = None) -> Dict[str, float]:
+                       pred_mesh=None, target_mesh=None) -> Dict[str, float]:
     """All metrics of one scene; meshes are (verts [V, 3] metres, faces [F, 3]) or None."""
     target_occ = target_known & (np.abs(target_tsdf) < occ_thresh)
     out = {"iou": iou(pred_occ, target_occ, target_known),

@@ -57,8 +57,13 @@ def check_sample(net: CompletionNet, sample: Sample) -> None:
 
 @torch.no_grad()
 def predict_sample(net: CompletionNet, sample: Sample, device: str | torch.device = "cpu",
-                   frontier: bool = True) -> Prediction:
-    """Run ``net`` (eval mode) on a whole sample of any size (checked with :func:`check_sample`)."""
+                   frontier: bool = True, keep_observed: bool = True, occ_thresh: float = 1.0) -> Prediction:
+    """Run ``net`` (eval mode) on a whole sample of any size (checked with :func:`check_sample`).
+
+    keep_observed: voxels the input observed (``input_known``) keep their measured distance and
+    occupancy (``|tsdf| < occ_thresh``); the network's output fills the unobserved space. Off: the
+    network's output alone (it re-predicts observed space too, less accurately than the measurement).
+    """
     check_sample(net, sample)
     net.eval()
     c, f = sparse_input(sample.input_tsdf, sample.input_known, sample.trunc, frontier)
@@ -79,6 +84,13 @@ def predict_sample(net: CompletionNet, sample: Sample, device: str | torch.devic
     tsdf[idx] = np.where(keep, d, np.sign(d) * np.maximum(np.abs(d), 1.0))
     scored[idx] = True
     occ[tuple(fine[keep].T)] = True
+    if keep_observed:
+        seen = sample.input_known
+        tsdf = np.where(seen, sample.input_tsdf, tsdf).astype(np.float32)
+        occ = np.where(seen, np.abs(sample.input_tsdf) < occ_thresh, occ)
+        scored = scored | seen
+        coords = np.argwhere(occ).astype(np.int32)
+        return Prediction(tsdf, occ, scored, coords, tsdf[tuple(coords.T)])
     return Prediction(tsdf, occ, scored, fine[keep].astype(np.int32), d[keep].astype(np.float32))
 
 
@@ -107,10 +119,11 @@ def meshes(sample: Sample, pred: Prediction, occ_thresh: float = 1.0) -> Dict[st
 
 
 def evaluate_sample(net: CompletionNet, sample: Sample, device: str | torch.device = "cpu",
-                    occ_thresh: float = 1.0, with_chamfer: bool = True, frontier: bool = True
-                    ) -> Tuple[Dict[str, Dict[str, float]], Prediction, Dict[str, Mesh]]:
-    """Metrics of the prediction and of the raw input against the target."""
-    pred = predict_sample(net, sample, device, frontier)
+                    occ_thresh: float = 1.0, with_chamfer: bool = True, frontier: bool = True,
+                    keep_observed: bool = True) -> Tuple[Dict[str, Dict[str, float]], Prediction, Dict[str, Mesh]]:
+    """Metrics of the prediction (see :func:`predict_sample` for ``keep_observed``) and of the raw input
+    against the target."""
+    pred = predict_sample(net, sample, device, frontier, keep_observed, occ_thresh)
     base = input_prediction(sample, occ_thresh)
     ms = meshes(sample, pred, occ_thresh) if with_chamfer else {}
     report = {}

@@ -63,6 +63,20 @@ def _camera(pts: np.ndarray, elevation_deg: float, azimuth_deg: float):
     return center, center + direction * ext * 1.3
 
 
+def clip_top_panels(panels: Sequence[Panel], clip_top: float) -> List[Panel]:
+    """Drop the triangles whose centroid lies in the top ``clip_top`` fraction of the height of all
+    panels together (a scan's ceiling hides the room from above); used by the PNG renderer and the window."""
+    if not 0 <= clip_top < 1:
+        raise ValueError(f"clip_top must be in [0, 1), got {clip_top}")
+    panels = list(panels)
+    allv = [v for _, v, f in panels if len(f)]
+    if clip_top == 0 or not allv:
+        return panels
+    zs = np.concatenate([v[:, 2] for v in allv])
+    zmax = zs.min() + (1 - clip_top) * np.ptp(zs)
+    return [(t, v, f[v[f].mean(1)[:, 2] <= zmax] if len(f) else f) for t, v, f in panels]
+
+
 def render_side_by_side(panels: Sequence[Panel], png: str, width: int = 1200, height: int = 500,
                         elevation_deg: float = 60.0, azimuth_deg: float = 20.0, clip_top: float = 0.0,
                         renderer: str = "raycast") -> str:
@@ -75,15 +89,7 @@ def render_side_by_side(panels: Sequence[Panel], png: str, width: int = 1200, he
     """
     if renderer not in ("raycast", "filament"):
         raise ValueError(f"renderer must be 'raycast' or 'filament', got {renderer!r}")
-    if not 0 <= clip_top < 1:
-        raise ValueError(f"clip_top must be in [0, 1), got {clip_top}")
-    placed = layout(panels)
-    if clip_top > 0:
-        allv = [v for _, v, f in placed if len(f)]
-        if allv:
-            zs = np.concatenate([v[:, 2] for v in allv])
-            zmax = zs.min() + (1 - clip_top) * np.ptp(zs)
-            placed = [(t, v, f[v[f].mean(1)[:, 2] <= zmax] if len(f) else f) for t, v, f in placed]
+    placed = clip_top_panels(layout(panels), clip_top)
     pts = [v for _, v, f in placed if len(f)]
     p = np.concatenate(pts) if pts else np.array([[0.0, 0, 0], [1.0, 1, 1]])
     center, eye = _camera(p, elevation_deg, azimuth_deg)

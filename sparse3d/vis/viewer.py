@@ -4,26 +4,11 @@ Keys: 1 / 2 / 3 toggle input / prediction / target, A shows all, Q or Esc closes
 """
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from sparse3d.vis.render import PALETTE, Panel, _o3d, layout, to_o3d_mesh
-
-
-def clip_top_panels(panels: Sequence[Panel], clip_top: float) -> List[Panel]:
-    """Drop the triangles whose centroid lies in the top ``clip_top`` fraction of the height of all
-    panels together (a scan's ceiling hides the room from above); the rule of
-    ``render_side_by_side(..., clip_top=)``."""
-    if not 0 <= clip_top < 1:
-        raise ValueError(f"clip_top must be in [0, 1), got {clip_top}")
-    panels = list(panels)
-    allv = [v for _, v, f in panels if len(f)]
-    if clip_top == 0 or not allv:
-        return panels
-    zs = np.concatenate([v[:, 2] for v in allv])
-    zmax = zs.min() + (1 - clip_top) * np.ptp(zs)
-    return [(t, v, f[v[f].mean(1)[:, 2] <= zmax] if len(f) else f) for t, v, f in panels]
+from sparse3d.vis.render import PALETTE, Panel, _o3d, clip_top_panels, layout, to_o3d_mesh
 
 
 def view(panels: Sequence[Panel], title: str = "sparse3d completion", width: int = 1400, height: int = 700,
