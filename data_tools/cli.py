@@ -5,33 +5,14 @@ import argparse
 import sys
 from typing import List, Optional
 
+from sparse3d.argtypes import fraction, positive_int
+
 
 def _triple(s: str):
     v = [int(x) for x in s.replace("x", ",").split(",")]
     if len(v) != 3:
         raise argparse.ArgumentTypeError(f"expected three integers like 32,32,64, got {s!r}")
     return tuple(v)
-
-
-def _positive_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
-    return v
-
-
-def _fraction(s: str) -> float:
-    """A number in [0, 1)."""
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {s!r}") from None
-    if not 0 <= v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {v}")
-    return v
 
 
 def _cmd_preprocess(args) -> int:
@@ -82,7 +63,7 @@ def add_preprocess_parser(sub) -> None:
                                    "training crops. Resumable; exits 1 if any scene failed.")
     p.add_argument("root", help="ScanNet root (scene folders or scans/), one scene folder, or RGB-D folder(s)")
     p.add_argument("out", help="output dataset folder")
-    p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes, >= 1 (default 1)")
+    p.add_argument("--workers", type=positive_int, default=1, help="parallel processes, >= 1 (default 1)")
     p.add_argument("--voxel-size", type=float, default=0.04, help="metres (default 0.04)")
     p.add_argument("--trunc-voxels", type=float, default=3.0, help="tsdf truncation in voxels (default 3)")
     p.add_argument("--crop-size", type=_triple, default=(32, 32, 64), help="voxels X,Y,Z (default 32,32,64)")
@@ -96,7 +77,7 @@ def add_preprocess_parser(sub) -> None:
     p.add_argument("--min-input-voxels", type=int, default=50, help="skip crops with fewer input voxels")
     p.add_argument("--target", choices=("fusion", "mesh"), default="fusion", help="target from all frames or mesh")
     p.add_argument("--split-dir", default=None, help="folder with scannetv2_{train,val,test}.txt")
-    p.add_argument("--val-fraction", type=_fraction, default=0.2,
+    p.add_argument("--val-fraction", type=fraction, default=0.2,
                    help="hash split for unlisted scenes, in [0, 1) (default 0.2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="reprocess scenes that are already done")

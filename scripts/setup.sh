@@ -28,6 +28,14 @@ $VPY -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 echo "[setup] installing torch==2.13.0 and dependencies"
 $VPY -m pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
 $VPY -m pip install -q -r requirements.txt 2>&1 | grep -v "^WARNING: Location" || true
-echo "[setup] building sparse3d (C++ extension)"
-$VPY -m pip install -q --no-build-isolation --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
+# pip builds an editable install from scratch every time (minutes): skip it when the extension is newer
+# than every source it is built from (and, with FORCE_CUDA=1, was built with CUDA).
+so=$(ls sparse3d/_C*.so 2>/dev/null | head -n 1 || true)
+cuda_ok() { [ "${FORCE_CUDA:-0}" != "1" ] || [ "$($VPY -c 'import sparse3d._C as C; print(C.with_cuda)' 2>/dev/null)" = "True" ]; }
+if [ -n "$so" ] && [ -x .venv/bin/sparse3d ] && [ -z "$(find csrc setup.py -newer "$so" -print -quit)" ] && cuda_ok; then
+  echo "[setup] sparse3d C++ extension is up to date ($so)"
+else
+  echo "[setup] building sparse3d (C++ extension)"
+  $VPY -m pip install -q --no-build-isolation --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
+fi
 $VPY -c "import sparse3d, sparse3d._C; print('[setup] sparse3d', sparse3d.__version__, 'ready')"

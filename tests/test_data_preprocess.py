@@ -98,14 +98,20 @@ def test_resume_skips_done_scenes(scenes, dataset):
     assert os.path.getmtime(crop) == t
 
 
-def test_corrupt_scene_is_reported_and_run_goes_on(scenes, tmp_path, capsys):
-    from data_tools.cli import main
+def _root_with_second_scene_as(scenes, tmp_path, name):
+    """A ScanNet root with scene0000_00 and a copy of scene0001_00 renamed ``name``; -> (root, that scene's dir)."""
     root = tmp_path / "root"
     shutil.copytree(os.path.join(scenes, "scene0000_00"), root / "scene0000_00")
-    bad = root / "scene0007_00"
+    bad = root / name
     shutil.copytree(os.path.join(scenes, "scene0001_00"), bad)
     for p in bad.iterdir():
-        p.rename(bad / p.name.replace("scene0001_00", "scene0007_00"))
+        p.rename(bad / p.name.replace("scene0001_00", name))
+    return root, bad
+
+
+def test_corrupt_scene_is_reported_and_run_goes_on(scenes, tmp_path, capsys):
+    from data_tools.cli import main
+    root, bad = _root_with_second_scene_as(scenes, tmp_path, "scene0007_00")
     sens = bad / "scene0007_00.sens"
     sens.write_bytes(sens.read_bytes()[:sens.stat().st_size // 2])
     code = main(["preprocess", str(root), str(tmp_path / "out"), "--voxel-size", "0.08", "--crop-size", "16,16,32",
@@ -156,12 +162,7 @@ def _run_one_or_die(src, out, cfg, threads):
 def test_killed_worker_fails_unfinished_scenes_with_a_summary(scenes, tmp_path, monkeypatch, capsys):
     import data_tools.pipeline as pipeline
     from data_tools.cli import main
-    root = tmp_path / "root"
-    shutil.copytree(os.path.join(scenes, "scene0000_00"), root / "scene0000_00")
-    bad = root / "scene0007_00"
-    shutil.copytree(os.path.join(scenes, "scene0001_00"), bad)
-    for p in bad.iterdir():
-        p.rename(bad / p.name.replace("scene0001_00", "scene0007_00"))
+    root, bad = _root_with_second_scene_as(scenes, tmp_path, "scene0007_00")
     monkeypatch.setattr(pipeline, "_run_one", _run_one_or_die)
     code = main(["preprocess", str(root), str(tmp_path / "out"), "--voxel-size", "0.08", "--crop-size", "16,16,32",
                  "--min-target-voxels", "50", "--workers", "2", "--quiet"])

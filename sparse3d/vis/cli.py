@@ -13,28 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 
+from sparse3d.argtypes import fraction, positive_int
+
 PNG_SIZE = (1200, 500)  # default --width, --height of a PNG
 WINDOW_SIZE = (1400, 700)  # default --width, --height of the window
-
-
-def _positive_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer (pixels), got {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer (pixels), got {v}")
-    return v
-
-
-def _fraction(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {s!r}") from None
-    if not 0 <= v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {v}")
-    return v
 
 
 def register(subparsers) -> None:
@@ -43,14 +25,14 @@ def register(subparsers) -> None:
     p.add_argument("--scene", default=None, help="scene name inside --dir (<scene>_{input,prediction,target}.ply)")
     p.add_argument("--mesh", action="append", default=[], help="mesh file(s) to show instead")
     p.add_argument("--png", default=None, help="render headless to this PNG instead of opening a window")
-    p.add_argument("--width", type=_positive_int, default=None,
+    p.add_argument("--width", type=positive_int, default=None,
                    help=f"pixels (default {PNG_SIZE[0]} for --png, {WINDOW_SIZE[0]} for the window)")
-    p.add_argument("--height", type=_positive_int, default=None,
+    p.add_argument("--height", type=positive_int, default=None,
                    help=f"pixels (default {PNG_SIZE[1]} for --png, {WINDOW_SIZE[1]} for the window)")
     p.add_argument("--renderer", choices=["raycast", "filament"], default=None,
                    help="--png only. raycast (default): Open3D RaycastingScene (fast on a CPU); filament: Open3D "
                         "OffscreenRenderer (Mesa llvmpipe on a CPU: minutes per picture)")
-    p.add_argument("--clip-top", type=_fraction, default=0.0,
+    p.add_argument("--clip-top", type=fraction, default=0.0,
                    help="drop the top fraction of the height (ceilings), in [0, 1)")
     p.set_defaults(func=_view)
 
