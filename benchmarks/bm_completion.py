@@ -6,14 +6,17 @@ Backends: "native", "spconv" and "torch" (pure-PyTorch reference), each on every
 the model (spconv runs the generative transposed convs as its SparseConvTensor transposed conv).
 Every backend trains the same model from the same seed on the same batches, one after another in
 one run. A backend is reported "not available" only when ``get_backend(name)`` raises.
+Each backend runs in its own fresh process (so none inherits another's allocator caches).
 Peak memory: ``torch.cuda.max_memory_allocated`` on CUDA; on CPU the peak RSS (VmHWM, reset
-before each backend through /proc/self/clear_refs) minus the RSS at the reset.
+after set-up through /proc/self/clear_refs) minus the RSS at the reset.
 Writes benchmarks/results/bm_completion_<device>.json.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import time
 
@@ -96,8 +99,18 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64])
     ap.add_argument("--backends", nargs="+", default=["native", "spconv", "torch"])
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one backend, JSON row on stdout
     a = ap.parse_args()
-    rows = [bench(b, a.steps, a.size, a.batch, a.device, a.channels) for b in a.backends]
+    if a.child:
+        print("ROW " + json.dumps(bench(a.backends[0], a.steps, a.size, a.batch, a.device, a.channels)))
+        return
+    rows = []
+    for b in a.backends:
+        argv = [sys.executable, os.path.abspath(__file__), "--child", "--backends", b, "--steps", str(a.steps),
+                "--size", str(a.size), "--batch", str(a.batch), "--device", a.device,
+                "--channels", *map(str, a.channels)]
+        out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+        rows.append(json.loads(next(line[4:] for line in out.splitlines() if line.startswith("ROW "))))
     print(f"completion training, crops {a.size}^3 x {a.batch}, channels {a.channels}, device {a.device}, "
           f"threads {torch.get_num_threads()}")
     print(f"{'backend':<8} {'steps/s':>8} {'in vox/step':>12} {'peak MiB':>9} {'vs native':>10}")
