@@ -17,12 +17,3 @@ def write_tiny_dataset(folder: str, n: int = 4, size: int = 16, seed: int = 0) -
     write_manifest(folder, names)
     return folder
 
-
-def one_thread():
-    """Generator body of an autouse fixture: tiny sparse workloads run fastest on one thread, and on a
-    shared 2-core machine more threads oversubscribe the cores (steps get >10x slower)."""
-    import torch
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)

@@ -9,12 +9,8 @@ from sparse3d.train.metrics import chamfer, completion_metrics, iou, l1_known, s
 from sparse3d.train.predict import input_prediction
 
 import pytest as _pytest
-from _completion_fixtures import one_thread
 
-
-@_pytest.fixture(autouse=True)
-def _one_thread():
-    yield from one_thread()
+pytestmark = _pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_iou_values():

@@ -9,12 +9,8 @@ from sparse3d.models import CompletionConfig, CompletionNet
 from sparse3d.train.completion_loss import CompletionTarget, completion_loss, log_transform
 
 import pytest as _pytest
-from _completion_fixtures import one_thread
 
-
-@_pytest.fixture(autouse=True)
-def _one_thread():
-    yield from one_thread()
+pytestmark = _pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 SMALL = CompletionConfig(channels=(4, 8, 8), grow_steps=1)
 

@@ -16,15 +16,12 @@ from sparse3d.train.loop import params_digest, train
 from _completion_fixtures import write_tiny_dataset
 
 import pytest as _pytest
-from _completion_fixtures import one_thread
 
-
-@_pytest.fixture(autouse=True)
-def _one_thread():
-    yield from one_thread()
+pytestmark = _pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = {"channels": [4, 8, 8], "grow_steps": 1, "batch_size": 2, "lr_decay_at": [], "checkpoint_every": 2}
+TINY = {"channels": [4, 8, 8], "grow_steps": 1, "batch_size": 2, "lr_decay_at": [], "checkpoint_every": 2,
+        "threads": 1}  # one thread whatever the fixture order: runs compared bit for bit use the same one
 
 
 @pytest.fixture(scope="module")

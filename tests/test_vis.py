@@ -6,12 +6,8 @@ from sparse3d.train.predict import input_prediction, meshes
 from sparse3d.vis.render import nonblank_fraction, render_side_by_side
 
 import pytest as _pytest
-from _completion_fixtures import one_thread
 
-
-@_pytest.fixture(autouse=True)
-def _one_thread():
-    yield from one_thread()
+pytestmark = _pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_render_png_not_blank(tmp_path):
@@ -111,4 +107,4 @@ def test_view_window_rejects_png_only_options(tmp_path, monkeypatch, capsys):
     assert "argument --clip-top: expected a number in [0, 1), got 1.5" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["view", "--dir", str(tmp_path), "--scene", "sc", "--width", "0"])
-    assert "argument --width: expected a positive integer (pixels), got 0" in capsys.readouterr().err
+    assert "argument --width: expected an integer >= 1, got 0" in capsys.readouterr().err
