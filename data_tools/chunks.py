@@ -19,7 +19,7 @@ Keys of a crop `.npz` (N = input voxels, M = target voxels, L = levels):
     voxel_size        float32 []        metres per voxel at level 0
     trunc_voxels      float32 []        truncation of all tsdf values (level-0 voxels)
     n_levels          int32 []          L: level l has voxel size voxel_size * 2**l
-    has_labels        bool []           False when the scene has no labelled mesh
+    has_labels        bool []           False when the scene has no label source (labels.ply, or aggregation + tsv)
     -- input: partial scan, fused from a random subset of the frames
     input_coords      int32 [N,3]       local voxel coords, sorted by (x, y, z)
     input_tsdf        float32 [N]       fused tsdf in voxels, |tsdf| < trunc_voxels

@@ -29,7 +29,8 @@ def _cmd_preprocess(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     s = preprocess(args.root, args.out, cfg, workers=args.workers, split_dir=args.split_dir,
-                   val_fraction=args.val_fraction, split_seed=args.seed, progress=not args.quiet, force=args.force)
+                   val_fraction=args.val_fraction, split_seed=args.seed, progress=not args.quiet, force=args.force,
+                   label_tsv=args.label_tsv)
     print(f"preprocess: {len(s['done'])} done, {len(s['skipped'])} skipped (already done), "
           f"{len(s['failed'])} failed in {s['seconds']} s; manifest: {s['manifest']}")
     if s["failed"]:
@@ -81,6 +82,9 @@ def add_preprocess_parser(sub) -> None:
                    help="hash split for unlisted scenes, in [0, 1) (default 0.2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="reprocess scenes that are already done")
+    p.add_argument("--label-tsv", default=None,
+                   help="scannetv2-labels.combined.tsv: labels scenes that have aggregation + segs json but no "
+                        ".labels.ply (default: <root>/scannetv2-labels.combined.tsv if present)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_preprocess)
 

@@ -93,16 +93,28 @@ def assign_split(scene_id: str, official: Dict[str, str], val_fraction: float, s
     return "val" if u < val_fraction else "train"
 
 
-def _load_source(src: SceneSource):
-    """(frames, mesh or None) for a scene source."""
+LABEL_TSV = "scannetv2-labels.combined.tsv"  # looked for in the ScanNet root when no label_tsv is given
+
+
+def _load_source(src: SceneSource, label_tsv: Optional[str] = None):
+    """(frames, mesh or None) for a scene source; mesh = (vertices, faces, nyu40 per vertex or None).
+
+    Labels come from ``_vh_clean_2.labels.ply``, else from the aggregation + segs json mapped through
+    ``label_tsv``; with neither the mesh is unlabelled (None), never silently all zeros."""
     if src.kind == "rgbd":
         from .scannet.rgbd_folder import RGBDFolder
         return RGBDFolder(src.path), None
+    from .scannet.labels import LabelMap
     from .scannet.scene import ScanNetScene
     sc = ScanNetScene(src.path)
     mesh = None
     if sc.has_mesh():
-        m, nyu, _ = sc.labelled_mesh()
+        if os.path.isfile(sc.labels_path):
+            m, nyu, _ = sc.labelled_mesh()
+        elif label_tsv and os.path.isfile(sc.segs_path) and os.path.isfile(sc.aggregation_path):
+            m, nyu, _ = sc.labelled_mesh(LabelMap.from_tsv(label_tsv))
+        else:
+            m, nyu = sc.labelled_mesh()[0], None
         mesh = (m.vertices, m.faces, nyu)
     return sc, mesh
 
@@ -119,7 +131,8 @@ def _scene_done(out_scene: str, params: Dict) -> bool:
     return rec.get("params") == params and rec.get("format_version") == FORMAT_VERSION
 
 
-def _run_one(src: SceneSource, out: str, cfg: CropConfig, threads: int) -> Tuple[str, Optional[Dict], Optional[str]]:
+def _run_one(src: SceneSource, out: str, cfg: CropConfig, threads: int,
+             label_tsv: Optional[str] = None) -> Tuple[str, Optional[Dict], Optional[str]]:
     """Worker: process one scene; returns (scene_id, record or None, error message or None).
     threads > 0: torch.set_num_threads(threads) first (this also sets the OpenMP threads that torch
     and the native fusion share; OMP_NUM_THREADS would be too late, torch is imported already)."""
@@ -128,7 +141,7 @@ def _run_one(src: SceneSource, out: str, cfg: CropConfig, threads: int) -> Tuple
         torch.set_num_threads(threads)
     out_scene = os.path.join(out, src.scene_id)
     try:
-        frames, mesh = _load_source(src)
+        frames, mesh = _load_source(src, label_tsv)
         # drop the record first (a failed rerun must not leave it pointing at deleted crops), then stale crops
         record = os.path.join(out_scene, "_scene.json")
         if os.path.exists(record):
@@ -159,13 +172,15 @@ def _pool_failure(e: BaseException) -> str:
 
 def preprocess(root: PathLike, out: PathLike, config: Optional[CropConfig] = None, workers: int = 1,
                split_dir: Optional[PathLike] = None, val_fraction: float = 0.2, split_seed: int = 0,
-               scenes: Optional[Sequence[str]] = None, progress: bool = True, force: bool = False) -> Dict:
+               scenes: Optional[Sequence[str]] = None, progress: bool = True, force: bool = False,
+               label_tsv: Optional[PathLike] = None) -> Dict:
     """Preprocess every scene under `root` into a crop dataset at `out`; returns the summary.
 
     config: CropConfig (defaults: 4 cm voxels, 32x32x64 crops); workers: processes (scenes run in
     parallel, OpenMP threads split between them); split_dir: folder with scannetv2_{train,val,test}.txt;
     val_fraction/split_seed: hash split for scenes not listed there; scenes: restrict to these ids;
-    force: reprocess done scenes. Summary: {"done": [...], "skipped": [...], "failed": {id: msg},
+    force: reprocess done scenes; label_tsv: scannetv2-labels.combined.tsv, to label scenes that have
+    aggregation + segs json but no labels.ply (default: ``<root>/scannetv2-labels.combined.tsv`` if present). Summary: {"done": [...], "skipped": [...], "failed": {id: msg},
     "manifest": path, "seconds": t}. Writes `<out>/manifest.json` (all done scenes).
     """
     cfg = config or CropConfig()
@@ -178,6 +193,12 @@ def preprocess(root: PathLike, out: PathLike, config: Optional[CropConfig] = Non
     out = os.path.abspath(os.fspath(out))
     os.makedirs(out, exist_ok=True)
     sources = discover(root)
+    if label_tsv is not None:
+        label_tsv = os.path.abspath(os.fspath(label_tsv))
+        if not os.path.isfile(label_tsv):
+            raise ValueError(f"label_tsv: no such file {label_tsv!r}")
+    elif os.path.isfile(os.path.join(os.fspath(root), LABEL_TSV)):
+        label_tsv = os.path.abspath(os.path.join(os.fspath(root), LABEL_TSV))
     if scenes is not None:
         if isinstance(scenes, str):
             raise TypeError(f"scenes: expected a list of scene ids, got the string {scenes!r}")
@@ -204,7 +225,7 @@ def preprocess(root: PathLike, out: PathLike, config: Optional[CropConfig] = Non
     ncpu = os.cpu_count() or 1
     if workers == 1 or len(todo) <= 1:
         for s in todo:
-            sid, rec, err = _run_one(s, out, cfg, 0)
+            sid, rec, err = _run_one(s, out, cfg, 0, label_tsv)
             (failed.__setitem__(sid, err) if err else done.append(sid))
             if bar is not None:
                 bar.update(1)
@@ -213,7 +234,7 @@ def preprocess(root: PathLike, out: PathLike, config: Optional[CropConfig] = Non
         threads = max(1, ncpu // workers)
         ctx = mp.get_context("spawn")
         with cf.ProcessPoolExecutor(workers, mp_context=ctx) as ex:
-            futs = {ex.submit(_run_one, s, out, cfg, threads): s.scene_id for s in todo}
+            futs = {ex.submit(_run_one, s, out, cfg, threads, label_tsv): s.scene_id for s in todo}
             for fut in cf.as_completed(futs):
                 try:
                     sid, rec, err = fut.result()

@@ -111,13 +111,14 @@ def crop_origins(lo: np.ndarray, hi: np.ndarray, size: np.ndarray, stride: np.nd
 
 
 def process_scene(frames, scene_id: str, out_dir: str, cfg: CropConfig,
-                  mesh: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None,
+                  mesh: Optional[Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]] = None,
                   progress: Optional[Callable[[int], None]] = None) -> Dict:
     """Fuse, label and crop one scene; writes `<out_dir>/crop_*.npz`; returns the scene record.
 
     frames: a frame source (`.intrinsic` [3,3], `len()`, `frame(k) -> (depth m, color, pose)`,
     optional `.ids`, `.path`/`.sens_path` for messages); mesh: (vertices [V,3], faces [F,3],
-    nyu40 per vertex [V]) or None. Raises SceneError naming the file and frames that failed.
+    nyu40 per vertex [V] or None for an unlabelled mesh) or None; per-voxel labels (and has_labels)
+    only with labels. Raises SceneError naming the file and frames that failed.
     """
     cfg.validate()
     t0 = time.time()
@@ -163,7 +164,7 @@ def process_scene(frames, scene_id: str, out_dir: str, cfg: CropConfig,
     tgt = fu_t.extract(band_only=True)
     inp = fu_i.extract(band_only=True)
     t_coords, t_tsdf = tgt.coords.astype(np.int64), tgt.tsdf
-    labeler = MeshLabeler(*mesh) if mesh is not None else None
+    labeler = MeshLabeler(*mesh) if mesh is not None and mesh[2] is not None else None
     if cfg.target == "mesh":
         if mesh is None:
             raise SceneError(f"{scene_id}: target='mesh' needs a mesh, none found")

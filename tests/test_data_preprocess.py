@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from _data_helpers import native_or_skip
+from _data_helpers import native_or_skip, shared_path
 from data_tools import CropConfig, generate_scenes, load_crop, load_manifest, preprocess
 from data_tools.hierarchy import downsample_level
 from data_tools.scene_crops import input_frame_mask
@@ -151,12 +151,12 @@ def test_load_crop_bad_file_names_it(tmp_path):
         load_crop(tmp_path / "other.npz")
 
 
-def _run_one_or_die(src, out, cfg, threads):
+def _run_one_or_die(src, out, cfg, threads, label_tsv=None):
     """Worker stand-in (runs in a spawned worker): scene0007_00 kills its process, as the OOM killer would."""
     if src.scene_id == "scene0007_00":
         os._exit(9)
     from data_tools.pipeline import _run_one
-    return _run_one(src, out, cfg, threads)
+    return _run_one(src, out, cfg, threads, label_tsv)
 
 
 def test_killed_worker_fails_unfinished_scenes_with_a_summary(scenes, tmp_path, monkeypatch, capsys):
@@ -196,3 +196,26 @@ def test_unknown_scene_ids_raise(scenes, tmp_path):
                    progress=False)
     with pytest.raises(ValueError, match=r"val_fraction: expected a number in \[0, 1\), got 1\.5"):
         preprocess(scenes, tmp_path / "o", CropConfig(**CFG), val_fraction=1.5, progress=False)
+
+
+def test_labels_come_from_labels_ply_or_aggregation_and_tsv_never_silent_zeros(scenes, tmp_path):
+    """Without .labels.ply a scene is labelled from aggregation + segs through the tsv; with no label
+    source at all it is marked unlabelled (has_labels False) instead of getting all-zero labels."""
+    from data_tools.chunks import load_crop
+    from data_tools.pipeline import preprocess
+    from data_tools.scene_crops import CropConfig
+    tsv = shared_path("scannet", "scannetv2-labels.combined.tsv")
+    cfg = CropConfig(voxel_size=0.08, crop_size=(16, 16, 32), min_target_voxels=50)
+    runs = {}
+    for name, with_tsv in (("tsv", True), ("none", False)):
+        root, scene = _root_with_second_scene_as(scenes, tmp_path / name, "scene0009_00")
+        (scene / "scene0009_00_vh_clean_2.labels.ply").unlink()
+        s = preprocess(root, tmp_path / name / "out", cfg, scenes=["scene0009_00"], progress=False,
+                       label_tsv=tsv if with_tsv else None)
+        assert s["done"] == ["scene0009_00"], s
+        crops = sorted((tmp_path / name / "out" / "scene0009_00").glob("crop_*.npz"))
+        assert crops
+        runs[name] = [load_crop(str(c)) for c in crops]
+    assert all(bool(c["has_labels"]) for c in runs["tsv"])
+    assert max(int(c["target_nyu40"].max()) for c in runs["tsv"]) > 0  # real nyu40 ids from the aggregation
+    assert not any(bool(c["has_labels"]) for c in runs["none"])
