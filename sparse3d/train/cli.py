@@ -20,6 +20,8 @@ _TRAIN_OVERRIDES = [("data", str), ("out", str), ("init", str), ("seed", int), (
                     ("checkpoint_every", int), ("threads", int)]
 
 
+ALIGN_UP_HELP = ("rotate the scan so the cameras' mean up direction is +z (for RGB-D folders whose world is not "
+                 "z-up, e.g. 7-Scenes; models are trained on z-up rooms)")
 NETWORK_ONLY_HELP = ("score the network's output alone (default: observed voxels keep their measured distance "
                      "and the network fills the unobserved space)")
 
@@ -41,6 +43,7 @@ def register(subparsers) -> None:
     p.add_argument("--target-fraction", type=float, default=1.0,
                    help="fraction of frames fused into the target (1 = all; < 1 = a random subset per pair)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--align-up", action="store_true", help=ALIGN_UP_HELP)
     p.set_defaults(func=_prepare)
 
     p = subparsers.add_parser("predict", help="complete a whole scene with a trained completion model")
@@ -52,6 +55,7 @@ def register(subparsers) -> None:
     p.add_argument("--segments", type=int, default=SEGMENTS, help="for scan folders: runs of input frames")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--network-only", action="store_true", help=NETWORK_ONLY_HELP)
+    p.add_argument("--align-up", action="store_true", help="for scan folders: " + ALIGN_UP_HELP)
     p.set_defaults(func=_predict)
 
     p = subparsers.add_parser("eval", help="metrics of a completion model on whole-scene samples")
@@ -72,12 +76,13 @@ def register_train(tsub) -> None:
     p.set_defaults(func=_train)
 
 
-def _open_frames(path: str):
+def _open_frames(path: str, align_up: bool = False):
+    """The frame source of a ScanNet scene folder or an RGB-D folder (see sparse3d.data.up_align)."""
     from data_tools.scannet import RGBDFolder, ScanNetScene
+    from sparse3d.data.up_align import UpAligned
     name = os.path.basename(os.path.normpath(path))
-    if os.path.isfile(os.path.join(path, name + ".sens")):
-        return ScanNetScene(path)
-    return RGBDFolder(path)
+    frames = ScanNetScene(path) if os.path.isfile(os.path.join(path, name + ".sens")) else RGBDFolder(path)
+    return UpAligned(frames) if align_up else frames
 
 
 def scan_folders(root: str) -> List[str]:
@@ -102,7 +107,7 @@ def _prepare(args) -> int:
     jobs = [(d, q) for d in scenes for q in range(args.pairs)]
     for k, (d, q) in enumerate(tqdm(jobs, desc="prepare completion")):
         sid = os.path.basename(os.path.normpath(d)) + (f"_pair{q:02d}" if args.pairs > 1 else "")
-        frames = _open_frames(d)
+        frames = _open_frames(d, args.align_up)
         seed = args.seed * 1000 + k
         target_idx = None
         if args.target_fraction < 1:
@@ -156,7 +161,7 @@ def _predict(args) -> int:
         if vs is None:
             raise SystemExit(f"error: {args.checkpoint} does not record its training voxel size; fuse the scan with "
                              "`sparse3d prepare-completion` at that voxel size and pass the .npz as --input")
-        sample = scan_sample(_open_frames(args.input), voxel_size=vs, trunc=cfg.trunc,
+        sample = scan_sample(_open_frames(args.input, args.align_up), voxel_size=vs, trunc=cfg.trunc,
                              input_fraction=args.input_fraction, segments=args.segments, seed=args.seed)
         name = os.path.basename(os.path.normpath(args.input))
     report, pred, ms = evaluate_sample(net, sample, args.device, cfg.occ_thresh, frontier=cfg.frontier,
