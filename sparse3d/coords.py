@@ -126,6 +126,9 @@ class CoordinateManager:
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
+        # number of batch items of the tensors sharing this manager, when declared (SparseTensor(...,
+        # batch_size=), collate); else tensors count their largest batch index + 1
+        self.batch_size: Optional[int] = None
         self._sets: Dict[int, _CoordSet] = {}
         self._parents: Dict[int, int] = {}
         self._derived: Dict[Tuple, int] = {}
@@ -135,13 +138,20 @@ class CoordinateManager:
         self.backend_cache: Dict[Tuple, object] = {}
 
     # ---- coordinate sets -------------------------------------------------------------
-    def insert(self, coords: torch.Tensor, stride: int, check_unique: bool = False) -> int:
+    def insert(self, coords: torch.Tensor, stride: int, check_unique: bool = False,
+               parent: Optional[int] = None) -> int:
         """Store a coordinate set (int32 ``[N, 4]``, in range); return its key.
 
         ``check_unique`` raises ValueError naming a duplicate row (sorting the set once, which the
-        kernel maps reuse)."""
+        kernel maps reuse). ``parent``: the finer set this one stands for as a down-sampling of (a
+        subset or union of down-sampled sets keeps their parent, so a transposed conv finds its way back)."""
         key = len(self._sets)
         self._sets[key] = _CoordSet(coords.to(self.device), int(stride))
+        if parent is not None:
+            if parent not in self._sets or self._sets[parent].stride >= int(stride):
+                del self._sets[key]
+                raise ValueError(f"parent must be the key of a finer set of this manager, got {parent}")
+            self._parents[key] = parent
         if check_unique:
             s = self.sorted(key)
             if s.has_duplicates:
@@ -262,6 +272,7 @@ class CoordinateManager:
     def to(self, device: torch.device | str) -> "CoordinateManager":
         """A manager on another device with the same sets (maps are rebuilt there on demand)."""
         new = CoordinateManager(device)
+        new.batch_size = self.batch_size
         for key, s in self._sets.items():
             new._sets[key] = _CoordSet(s.coords.to(device), s.stride)
         new._parents = dict(self._parents)

@@ -60,7 +60,10 @@ def _check_batch_size(batch_size: object, needed: int, name: str = "batch_size")
 class SparseTensor:
     """A batch of sparse voxel grids (see the module docstring for shapes)."""
 
-    def __init__(self, coords: torch.Tensor, feats: torch.Tensor, stride: int = 1) -> None:
+    def __init__(self, coords: torch.Tensor, feats: torch.Tensor, stride: int = 1,
+                 batch_size: Optional[int] = None) -> None:
+        """coords int32 ``[N, 4]`` (batch, x, y, z), feats float ``[N, C]``; ``batch_size``: the number of
+        batch items when some have no voxels (default: largest batch index + 1)."""
         coords = _as_coords(coords)
         _check_feats(feats)
         if feats.shape[0] != coords.shape[0]:
@@ -68,6 +71,9 @@ class SparseTensor:
         if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
             raise ValueError(f"stride must be an int >= 1, got {stride!r}")
         manager = CoordinateManager(feats.device)
+        if batch_size is not None:
+            needed = int(coords[:, 0].max()) + 1 if coords.shape[0] else 0
+            manager.batch_size = _check_batch_size(batch_size, needed)
         self._init(feats, manager, manager.insert(coords, stride, check_unique=True))
 
     def _init(self, feats: torch.Tensor, manager: CoordinateManager, key: int) -> None:
@@ -106,7 +112,10 @@ class SparseTensor:
 
     @property
     def batch_size(self) -> int:
-        """Number of batch items: largest batch index + 1 (0 for an empty tensor)."""
+        """Number of batch items: as declared (``SparseTensor(..., batch_size=)``, :meth:`collate`), else the
+        largest batch index + 1 (0 for an empty tensor)."""
+        if self.manager.batch_size is not None:
+            return self.manager.batch_size
         c = self.coords
         return int(c[:, 0].max()) + 1 if c.shape[0] else 0
 
@@ -237,7 +246,8 @@ class SparseTensor:
     # ---- batching --------------------------------------------------------------------
     @staticmethod
     def collate(tensors: Sequence["SparseTensor"]) -> "SparseTensor":
-        """Concatenate tensors into one batch; tensor j's batch items follow those of tensor j-1."""
+        """Concatenate tensors into one batch; tensor j's batch items follow those of tensor j-1 (a tensor
+        with no voxels and no declared batch size counts as one item, so split() gives it back)."""
         if len(tensors) == 0:
             raise ValueError("tensors must hold at least one SparseTensor, got an empty sequence")
         for i, t in enumerate(tensors):
@@ -264,7 +274,7 @@ class SparseTensor:
             base += max(t.batch_size, 1)
             coords.append(c)
             feats.append(t.feats)
-        return SparseTensor(torch.cat(coords), torch.cat(feats), stride=strides.pop())
+        return SparseTensor(torch.cat(coords), torch.cat(feats), stride=strides.pop(), batch_size=base)
 
     def split(self) -> List["SparseTensor"]:
         """One tensor per batch item (batch index reset to 0); inverse of :meth:`collate`."""

@@ -91,3 +91,22 @@ def test_lookup_in_a_full_hash_table_ends():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[0, -1, -1]"
+
+
+def test_pruned_and_united_coarse_sets_keep_their_way_back_to_the_fine_set():
+    """A transposed conv without target= after prune / add of down-sampled tensors goes back onto
+    the set they were down-sampled from, with the contributions of the kept coarse voxels only."""
+    x = random_sparse(120, 12, 3, seed=5)
+    w_down = torch.randn(8, 3, 4, dtype=torch.float64)
+    w_up = torch.randn(8, 4, 2, dtype=torch.float64)
+    h = s3d.ops.conv3d(x, w_down, None, 2, 2)
+    keep = torch.arange(len(h)) % 3 != 0
+    hp = s3d.ops.prune(h, keep)
+    y = s3d.ops.conv_transpose3d(hp, w_up, None, 2, 2)
+    assert torch.equal(y.coords, x.coords)
+    ref = s3d.ops.conv_transpose3d(h.replace(h.feats * keep[:, None]), w_up, None, 2, 2)
+    torch.testing.assert_close(y.feats, ref.feats)
+    u = s3d.ops.add(hp, s3d.ops.prune(h, ~keep))
+    assert torch.equal(s3d.ops.conv_transpose3d(u, w_up, None, 2, 2).coords, x.coords)
+    with pytest.raises(ValueError, match="parent must be the key of a finer set"):
+        x.manager.insert(h.coords, 2, parent=h.key)

@@ -117,3 +117,17 @@ def test_empty_tensor_flows_through_every_op():
     assert len(s3d.ops.prune(x, torch.zeros(0, dtype=torch.bool))) == 0
     assert len(s3d.ops.add(x, x)) == 0 and s3d.ops.cat(x, x).num_channels == 6
     assert s3d.SparseTensor.from_points(torch.zeros(0, 3))[0].coords.shape == (0, 4)
+
+
+def test_declared_batch_size_survives_empty_items_ops_and_split():
+    a = s3d.SparseTensor(torch.tensor([[0, 1, 2, 3], [0, 2, 2, 3]], dtype=torch.int32), torch.ones(2, 3))
+    empty = s3d.SparseTensor(torch.zeros((0, 4), dtype=torch.int32), torch.zeros(0, 3))
+    batch = s3d.SparseTensor.collate([a, empty, empty])
+    assert batch.batch_size == 3
+    parts = batch.split()
+    assert [len(p) for p in parts] == [2, 0, 0]
+    y = s3d.nn.SubMConv3d(3, 4, 3)(batch)  # derived tensors share the manager, and its batch size
+    assert y.batch_size == 3 and s3d.ops.global_pool(y).shape == (3, 4)
+    assert s3d.SparseTensor(a.coords, a.feats, batch_size=5).dense().shape[0] == 5
+    with pytest.raises(ValueError, match="batch_size=0 is smaller than the batch indices present"):
+        s3d.SparseTensor(a.coords, a.feats, batch_size=0)

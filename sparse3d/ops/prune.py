@@ -15,5 +15,5 @@ def prune(x: SparseTensor, keep: torch.Tensor) -> SparseTensor:
         got = f"{keep.dtype} {tuple(keep.shape)}" if isinstance(keep, torch.Tensor) else type(keep).__name__
         raise ValueError(f"keep must be a bool tensor of shape [N={len(x)}], got {got}")
     keep = keep.to(x.device)
-    key = x.manager.insert(x.coords[keep], x.stride)
+    key = x.manager.insert(x.coords[keep], x.stride, parent=x.manager.parent(x.key))
     return SparseTensor._make(x.feats[keep], x.manager, key)

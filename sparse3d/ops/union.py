@@ -27,7 +27,9 @@ def _check_same_dtype(a: SparseTensor, b: SparseTensor) -> None:
 
 def _union(a: SparseTensor, b: SparseTensor) -> Tuple[int, torch.Tensor, torch.Tensor]:
     keys, inv = torch.unique(torch.cat([pack(a.coords), pack(b.coords)]), return_inverse=True)
-    key = a.manager.insert(unpack(keys), a.stride)
+    pa = a.manager.parent(a.key)
+    parent = pa if b.manager is a.manager and a.manager.parent(b.key) == pa else None
+    key = a.manager.insert(unpack(keys), a.stride, parent=parent)
     return key, inv[: len(a)], inv[len(a):]
 
 
