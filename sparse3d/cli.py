@@ -27,28 +27,19 @@ _TRAIN_TASKS = [
 
 
 def _load(module: str, func: str):
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name is not None and (module == e.name or module.startswith(e.name + ".")):  # area not in this build
-            return None
-        raise
-    return getattr(mod, func, None)
+    """The registration function ``func`` of ``module`` (an import error propagates: no area is skipped)."""
+    return getattr(importlib.import_module(module), func)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sparse3d", description="sparse 3D deep learning toolkit")
     sub = parser.add_subparsers(dest="command", required=True)
     for module, func in _TOP_LEVEL:
-        fn = _load(module, func)
-        if fn is not None:
-            fn(sub)
+        _load(module, func)(sub)
     train = sub.add_parser("train", help="train a model: sparse3d train <task> ...")
     tsub = train.add_subparsers(dest="task", required=True)
     for module, func in _TRAIN_TASKS:
-        fn = _load(module, func)
-        if fn is not None:
-            fn(tsub)
+        _load(module, func)(tsub)
     return parser
 
 
