@@ -220,12 +220,6 @@ def test_thread_count_restored(tiny_data, tmp_path):
     assert torch.get_num_threads() == 1
 
 
-def test_write_json_atomic(tmp_path):
-    p = tmp_path / "replica_rank0.json"
-    loop._write_json_atomic(str(p), {"rank": 0, "digest": "ab"})
-    assert json.load(open(p)) == {"rank": 0, "digest": "ab"} and os.listdir(tmp_path) == ["replica_rank0.json"]
-
-
 def test_trunc_mismatch_with_data_raises(tiny_data, tmp_path):
     with pytest.raises(ValueError, match=r"trunc \(3\.0 voxels.*differs from the config's trunc \(2\.0 voxels\)"):
         train(_cfg(tiny_data, tmp_path / "x", 1, trunc=2.0), progress=False)

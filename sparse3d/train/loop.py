@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from data_tools.io_utils import atomic_write_json
+
 import sparse3d.nn as snn
 from sparse3d.data.completion_dataset import CompletionDataset, augment, collate
 from sparse3d.models.completion import CompletionNet
@@ -91,13 +93,6 @@ def _truncate_jsonl(path: str, before_step: int) -> None:
     with open(path + ".tmp", "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
     os.replace(path + ".tmp", path)
-
-
-def _write_json_atomic(path: str, obj: Any) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
 
 
 def plot_metrics(jsonl: str, png: str) -> None:
@@ -267,6 +262,6 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> Di
         import torch.distributed as dist
         for b in net.buffers():
             dist.broadcast(b, 0)
-        _write_json_atomic(os.path.join(cfg.out, f"replica_rank{info.rank}.json"),
+        atomic_write_json(os.path.join(cfg.out, f"replica_rank{info.rank}.json"),
                            {"rank": info.rank, "digest": params_digest(net), "step": cfg.steps})
     return logs

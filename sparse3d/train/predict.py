@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
+from data_tools.io_utils import atomic_write_text
 from sparse3d.data.completion_dataset import Sample, sparse_input
 from sparse3d.models.completion import CompletionNet
 from sparse3d.models.mesh import tsdf_to_mesh, write_ply
@@ -169,9 +170,7 @@ def _json_safe(obj: Any) -> Any:
 def write_json(path: str, obj) -> None:
     """Atomic write of ``obj`` as strict JSON: non-finite values (a metric that cannot be computed,
     e.g. the chamfer distance of an empty mesh) are written as null."""
-    with open(path + ".tmp", "w") as f:
-        json.dump(_json_safe(obj), f, indent=1, allow_nan=False)
-    os.replace(path + ".tmp", path)
+    atomic_write_text(path, json.dumps(_json_safe(obj), indent=1, allow_nan=False) + "\n")
 
 
 _COLUMNS = [("IoU input", "input", "iou", 10, 3), ("IoU pred", "prediction", "iou", 10, 3),
