@@ -61,19 +61,45 @@ def check_range(coords: torch.Tensor, name: str = "coords") -> None:
 
 
 class _PairTables:
-    """The two neighbor tables of one conv geometry, built on first use and shared by a map and its
-    transpose. Backends with their own index structures (spconv) never ask for them, so they pay nothing."""
+    """The index structures of one conv geometry, each built on first use and shared by a map and
+    its transpose: the two neighbor tables (the CPU kernels' form) and the compacted pair list (the
+    CUDA kernels' form, built from the output-side table). Backends with their own index structures
+    (spconv) never ask for them, so they pay nothing.
 
-    def __init__(self, build: Callable[[], Tuple[torch.Tensor, torch.Tensor]]) -> None:
-        self._build: Optional[Callable[[], Tuple[torch.Tensor, torch.Tensor]]] = build
-        self._tables: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+    ``build_out() -> nbr_out`` int32 ``[N_out, K]``; ``n_in``: rows of the conv's input set;
+    ``symmetric``: the map is its own transpose with the offsets reversed (odd submanifold kernels),
+    so ``nbr_in`` is ``nbr_out`` with its columns flipped instead of an inversion."""
+
+    def __init__(self, build_out: Callable[[], torch.Tensor], n_in: int, symmetric: bool) -> None:
+        self._build_out: Optional[Callable[[], torch.Tensor]] = build_out
+        self.n_in = n_in
+        self.symmetric = symmetric
+        self._out: Optional[torch.Tensor] = None
+        self._in: Optional[torch.Tensor] = None
+        self._pairs: Optional[object] = None
+
+    def out(self) -> torch.Tensor:
+        if self._out is None:
+            assert self._build_out is not None
+            self._out = self._build_out()
+            self._build_out = None
+        return self._out
 
     def get(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        if self._tables is None:
-            assert self._build is not None
-            self._tables = self._build()
-            self._build = None
-        return self._tables
+        """(nbr_out, nbr_in) of the conv direction."""
+        if self._in is None:
+            nbr_out = self.out()
+            if self.symmetric:
+                self._in = nbr_out.flip(1).contiguous()
+            else:
+                self._in = _ext.load().kmap.invert(nbr_out, self.n_in)
+        return self.out(), self._in
+
+    def pairs(self):
+        """``_C.conv.ConvPairs`` of the conv direction (src = input rows, dst = output rows)."""
+        if self._pairs is None:
+            self._pairs = _ext.load().conv.pairs(self.out(), self.n_in)
+        return self._pairs
 
 
 @dataclass(frozen=True)
@@ -82,10 +108,11 @@ class KernelMap:
 
     nbr_out: int32 ``[N_out, K]``, input row feeding output row o through offset k, or -1.
     nbr_in:  int32 ``[N_in, K]``, output row fed by input row i through offset k, or -1.
-    Both are built on first access (see :class:`_PairTables`).
+    pairs:   the same pairs as lists per offset (what the CUDA kernels run on).
+    Each is built on first access (see :class:`_PairTables`).
     """
 
-    tables: _PairTables  # (nbr_out, nbr_in) of the conv (non-transposed) direction
+    tables: _PairTables  # index structures of the conv (non-transposed) direction
     in_key: int
     out_key: int
     kernel_size: int
@@ -102,6 +129,13 @@ class KernelMap:
     def nbr_in(self) -> torch.Tensor:
         t = self.tables.get()
         return t[0] if self.transposed else t[1]
+
+    @property
+    def pairs(self):
+        """The active pairs as ``_C.conv.ConvPairs`` (src: input rows, dst: output rows, grouped by
+        offset; see csrc/conv/conv_pairs.h), built on first access."""
+        p = self.tables.pairs()
+        return p.swapped() if self.transposed else p
 
     def transpose(self) -> "KernelMap":
         """The same pairs with inputs and outputs swapped (for the transposed conv)."""
@@ -256,17 +290,13 @@ class CoordinateManager:
     def _conv_map(self, in_key: int, out_key: int, kernel_size: int, stride: int, dilation: int) -> KernelMap:
         cache = (in_key, out_key, kernel_size, stride, dilation)
         if cache not in self._kmaps:
-            def build() -> Tuple[torch.Tensor, torch.Tensor]:
-                C = _ext.load()
+            def build_out() -> torch.Tensor:
                 off = kernel_offsets(kernel_size, dilation)
-                nbr_out = C.kmap.neighbor_table(self.sorted(out_key, stride), self.sorted(in_key), off)
-                if in_key == out_key and stride == 1 and kernel_size % 2 == 1:
-                    nbr_in = nbr_out.flip(1).contiguous()  # odd kernels are point-symmetric
-                else:
-                    nbr_in = C.kmap.invert(nbr_out, self.size(in_key))
-                return nbr_out, nbr_in
+                return _ext.load().kmap.neighbor_table(self.sorted(out_key, stride), self.sorted(in_key), off)
 
-            self._kmaps[cache] = KernelMap(_PairTables(build), in_key, out_key, kernel_size, stride, dilation, False)
+            symmetric = in_key == out_key and stride == 1 and kernel_size % 2 == 1  # odd kernels: point-symmetric
+            tables = _PairTables(build_out, self.size(in_key), symmetric)
+            self._kmaps[cache] = KernelMap(tables, in_key, out_key, kernel_size, stride, dilation, False)
         return self._kmaps[cache]
 
     def to(self, device: torch.device | str) -> "CoordinateManager":

@@ -10,12 +10,14 @@ import torch
 
 import sparse3d as s3d
 from sparse3d.backends import get_backend
+from sparse3d.backends.native import NativeBackend
 from sparse3d.kernel import sparse_to_spconv_weight, spconv_to_sparse_weight
 from sparse3d.testing import allclose_report, devices, random_sparse
 
 spconv = pytest.importorskip("spconv", reason="spconv is not installed (pip install spconv-cu120)")
 
-BACKENDS = ["native", "spconv"]  # each compared with "torch"
+# each compared with "torch"; native's pair-list form (what it runs on CUDA) is checked on the CPU too
+BACKENDS = ["native", pytest.param(NativeBackend(gather="pairs"), id="native-pairs"), "spconv"]
 CASES = [(k, s, d) for k, s, d in itertools.product([1, 2, 3, 5], [1, 2], [1, 2]) if k * d <= 8]
 TOL64 = 1e-10
 

@@ -230,3 +230,30 @@ def test_checkpoint_records_data_voxel_size(tiny_data, tmp_path):
     assert load_checkpoint(str(tmp_path / "v" / "last.pt"))["data"] == {"voxel_size": 0.05, "trunc": 3.0}
     net, _ = load_model(str(tmp_path / "v" / "last.pt"))
     assert net.config.voxel_size == 0.05 and net.config.trunc == 3.0
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_train_mixed_precision_runs_and_resumes(tiny_data, tmp_path, amp):
+    """amp: autocast on the training device (the CPU here, bfloat16 and float16); fp16 adds a gradient
+    scaler whose state is checkpointed, so an interrupted run resumes to the same weights."""
+    train(_cfg(tiny_data, tmp_path / "a", 4, amp=amp), progress=False)
+    rows = [json.loads(l) for l in open(tmp_path / "a" / "metrics.jsonl")]
+    assert len(rows) == 4 and all(torch.isfinite(torch.tensor(r["loss"])) for r in rows)
+    ref = load_checkpoint(str(tmp_path / "a" / "last.pt"))
+    assert ("scaler" in ref) == (amp == "fp16") and ref["config"]["amp"] == amp
+    assert all(v.dtype != torch.bfloat16 and v.dtype != torch.float16 for v in ref["model"].values())
+    train(_cfg(tiny_data, tmp_path / "b", 2, amp=amp), progress=False)
+    train(_cfg(tiny_data, tmp_path / "b", 4, amp=amp), progress=False)
+    got = load_checkpoint(str(tmp_path / "b" / "last.pt"))
+    for k, v in ref["model"].items():
+        torch.testing.assert_close(got["model"][k], v, rtol=1e-5, atol=1e-6, msg=k)
+    # the float32 run differs (the forward really ran in the half type)
+    train(_cfg(tiny_data, tmp_path / "c", 4), progress=False)
+    f32 = load_checkpoint(str(tmp_path / "c" / "last.pt"))["model"]
+    assert any(not torch.equal(f32[k], v) for k, v in ref["model"].items() if v.is_floating_point())
+
+
+def test_amp_setting_is_checked():
+    with pytest.raises(ValueError, match="amp must be one of"):
+        load_config(None, {"amp": "fp8"})
+    assert load_config(None, {"amp": False}).amp == "off"  # YAML's reading of `amp: off`

@@ -4,6 +4,10 @@
 // multiplied with one GEMM (MKL through at::mm, single-threaded inside the parallel region)
 // and added into the tile's output rows. A tile whose rows all read a contiguous run of
 // inputs (the centre offset of a submanifold conv) skips the gather and the scatter.
+//
+// float16 / bfloat16 are computed in float32 (inputs widened once, the float32 result rounded
+// once at the end): the same "accumulate in float32" contract as the CUDA kernels, and CPUs have
+// no faster half-precision GEMM to lose.
 #include <ATen/Parallel.h>
 #include <atomic>
 #include <cstring>
@@ -62,7 +66,13 @@ void scatter_add_rows(const scalar_t* src, const int32_t* idx, int64_t m, int64_
 
 }  // namespace
 
+static bool is_half_type(const at::Tensor& t) {
+  return t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16;
+}
+
 at::Tensor conv_forward_cpu(const at::Tensor& feats, const at::Tensor& weight, const at::Tensor& nbr, int64_t tile) {
+  if (is_half_type(feats))
+    return conv_forward_cpu(feats.to(at::kFloat), weight.to(at::kFloat), nbr, tile).to(feats.scalar_type());
   const int64_t n_in = feats.size(0), c_in = feats.size(1);
   const int64_t k_total = weight.size(0), c_out = weight.size(2);
   const int64_t n_out = nbr.size(0);
@@ -72,7 +82,7 @@ at::Tensor conv_forward_cpu(const at::Tensor& feats, const at::Tensor& weight, c
   const int64_t n_tiles = (n_out + tile - 1) / tile;
   const int64_t row_bytes = c_in * feats.element_size();
   std::atomic<bool> bad{false};  // set from several OpenMP threads
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, feats.scalar_type(), "conv_forward_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES(feats.scalar_type(), "conv_forward_cpu", [&] {
     at::parallel_for(0, n_tiles, 1, [&](int64_t tb, int64_t te) {
       at::NoGradGuard no_grad;  // grad mode is thread-local; worker threads must not record
       at::Tensor gbuf = at::empty({tile, c_in}, feats.options());
@@ -110,6 +120,8 @@ at::Tensor conv_forward_cpu(const at::Tensor& feats, const at::Tensor& weight, c
 
 at::Tensor conv_weight_grad_cpu(const at::Tensor& feats, const at::Tensor& grad_out, const at::Tensor& nbr,
                                 int64_t tile) {
+  if (is_half_type(feats))
+    return conv_weight_grad_cpu(feats.to(at::kFloat), grad_out.to(at::kFloat), nbr, tile).to(feats.scalar_type());
   const int64_t n_in = feats.size(0), c_in = feats.size(1);
   const int64_t n_out = grad_out.size(0), c_out = grad_out.size(1);
   const int64_t k_total = nbr.size(1);

@@ -1,13 +1,12 @@
-// CUDA sparse convolution: gather-GEMM-scatter per kernel offset.
+// CUDA sparse convolution: gather-GEMM-scatter per kernel offset over compacted pairs
+// (conv_pairs.h). The pairs are built once per kernel map (conv.pairs, ATen ops) and shared by the
+// forward pass, the input gradient (the swapped pairs with the transposed weight) and the weight
+// gradient; the table-based entry points (conv.forward / conv.weight_grad) compact on every call.
 //
-// The active pairs of every offset are compacted in one pass: the table is transposed to
-// [K, N_out] and at::nonzero lists the positions with nbr >= 0 in order, i.e. grouped by
-// offset k and ascending in the output row; per-offset counts come from one reduction and one
-// small device->host copy. For offset k the matching input rows are gathered into a buffer
-// (kernel), multiplied with weight[k] by at::mm (cuBLAS), and the product rows are added into
-// the output (kernel). Within one offset every output row appears at most once and the
-// offsets run one after another on the current stream, so the scatter needs no atomics and
-// the result is deterministic.
+// For offset k the matching input rows are gathered into a buffer (kernel), multiplied with
+// weight[k] by at::mm (cuBLAS), and the product rows are added into the output (kernel). Within
+// one offset every output row appears at most once and the offsets run one after another on the
+// current stream, so the scatter needs no atomics and the result is deterministic.
 //
 // float16 / bfloat16 outputs are accumulated across offsets in float32 (at::opmath_type) and
 // rounded once at the end; each GEMM itself accumulates in float32 inside cuBLAS.
@@ -15,10 +14,10 @@
 // all its active rows.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <vector>
 #include "common/checks.h"
 #include "common/cuda_launch.cuh"
 #include "conv/conv.h"
+#include "conv/conv_pairs.h"
 
 namespace s3d {
 namespace {
@@ -43,35 +42,6 @@ __global__ void scatter_add_rows_kernel(const T* __restrict__ src, const int64_t
   }
 }
 
-// Active pairs of every offset: src (input row) and dst (output row), int64, grouped by offset;
-// begin[k] .. begin[k + 1] are the pairs of offset k.
-struct Pairs {
-  at::Tensor src, dst;
-  std::vector<int64_t> begin;
-  int64_t max_count = 0;
-};
-
-Pairs compact_pairs(const at::Tensor& nbr, int64_t n_in) {
-  const int64_t n_out = nbr.size(0), k_total = nbr.size(1);
-  Pairs p;
-  const at::Tensor nbr_t = nbr.t().contiguous();  // [K, N_out]
-  const at::Tensor active = nbr_t >= 0;
-  // counts [K] and the largest index in one copy
-  const at::Tensor stats =
-      at::cat({active.sum(at::IntArrayRef{1}, /*keepdim=*/false, at::kLong), nbr_t.max().to(at::kLong).reshape({1})}).cpu();
-  const int64_t* st = stats.data_ptr<int64_t>();
-  TORCH_CHECK_VALUE(st[k_total] < n_in, "nbr holds an index >= N_in = ", n_in, " (rows of feats)");
-  p.begin.resize(k_total + 1, 0);
-  for (int64_t k = 0; k < k_total; ++k) {
-    p.begin[k + 1] = p.begin[k] + st[k];
-    p.max_count = std::max(p.max_count, st[k]);
-  }
-  const at::Tensor pos = at::nonzero(active.reshape({-1})).reshape({-1});  // ascending flat positions
-  p.src = nbr_t.reshape({-1}).index_select(0, pos).to(at::kLong);
-  p.dst = pos.remainder(n_out);
-  return p;
-}
-
 template <typename T>
 void gather_rows(const at::Tensor& src, const at::Tensor& idx, int64_t m, at::Tensor& out, cudaStream_t stream) {
   const int64_t c = src.size(1);
@@ -81,65 +51,62 @@ void gather_rows(const at::Tensor& src, const at::Tensor& idx, int64_t m, at::Te
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
+// The largest number of pairs of one offset (the size of the gather buffers).
+int64_t max_count(const ConvPairs& p) {
+  const int64_t* b = p.begin.data_ptr<int64_t>();
+  int64_t m = 0;
+  for (int64_t k = 0; k < p.num_offsets(); ++k) m = std::max(m, b[k + 1] - b[k]);
+  return m;
+}
+
 }  // namespace
 
-at::Tensor conv_forward_cuda(const at::Tensor& feats, const at::Tensor& weight, const at::Tensor& nbr, int64_t tile) {
-  (void)tile;  // see the header comment of this file
+at::Tensor conv_forward_pairs_cuda(const at::Tensor& feats, const at::Tensor& weight, const ConvPairs& p) {
   const c10::cuda::CUDAGuard guard(feats.device());
-  const int64_t n_in = feats.size(0), c_in = feats.size(1);
-  const int64_t k_total = weight.size(0), c_out = weight.size(2);
-  const int64_t n_out = nbr.size(0);
+  const int64_t c_in = feats.size(1), c_out = weight.size(2), k_total = p.num_offsets();
   const at::ScalarType st = feats.scalar_type();
-  TORCH_CHECK_TYPE(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16,
-                   "conv.forward on CUDA supports float32, float64, float16 and bfloat16, got ", st);
-  if (n_out == 0 || k_total == 0 || c_in == 0 || c_out == 0) return at::zeros({n_out, c_out}, feats.options());
-  const Pairs pairs = compact_pairs(nbr, n_in);
   const at::ScalarType acc_type = at::toOpMathType(st);
-  at::Tensor acc = at::zeros({n_out, c_out}, feats.options().dtype(acc_type));
-  if (pairs.max_count == 0) return acc.to(st);
+  at::Tensor acc = at::zeros({p.n_out, c_out}, feats.options().dtype(acc_type));
+  const int64_t most = max_count(p);
+  if (p.n_out == 0 || c_in == 0 || c_out == 0 || most == 0) return acc.to(st);
   const cudaStream_t stream = cuda::current_stream();
-  at::Tensor gbuf = at::empty({pairs.max_count, c_in}, feats.options());
-  at::Tensor pbuf = at::empty({pairs.max_count, c_out}, feats.options());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, st, "conv_forward_cuda", [&] {
+  at::Tensor gbuf = at::empty({most, c_in}, feats.options());
+  at::Tensor pbuf = at::empty({most, c_out}, feats.options());
+  const int64_t* b = p.begin.data_ptr<int64_t>();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, st, "conv_forward_pairs_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     for (int64_t k = 0; k < k_total; ++k) {
-      const int64_t b = pairs.begin[k], m = pairs.begin[k + 1] - b;
+      const int64_t m = b[k + 1] - b[k];
       if (m == 0) continue;
-      const at::Tensor src = pairs.src.narrow(0, b, m), dst = pairs.dst.narrow(0, b, m);
+      const at::Tensor src = p.src.narrow(0, b[k], m), dst = p.dst.narrow(0, b[k], m);
       at::Tensor g = gbuf.narrow(0, 0, m);
-      at::Tensor p = pbuf.narrow(0, 0, m);
+      at::Tensor prod = pbuf.narrow(0, 0, m);
       gather_rows<scalar_t>(feats, src, m, g, stream);
-      at::mm_out(p, g, weight[k]);
+      at::mm_out(prod, g, weight[k]);
       scatter_add_rows_kernel<scalar_t, acc_t><<<cuda::blocks_for(m * c_out), cuda::kThreads, 0, stream>>>(
-          p.data_ptr<scalar_t>(), dst.data_ptr<int64_t>(), m, c_out, acc.data_ptr<acc_t>());
+          prod.data_ptr<scalar_t>(), dst.data_ptr<int64_t>(), m, c_out, acc.data_ptr<acc_t>());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     }
   });
   return acc_type == st ? acc : acc.to(st);
 }
 
-at::Tensor conv_weight_grad_cuda(const at::Tensor& feats, const at::Tensor& grad_out, const at::Tensor& nbr,
-                                 int64_t tile) {
-  (void)tile;  // see the header comment of this file
+at::Tensor conv_weight_grad_pairs_cuda(const at::Tensor& feats, const at::Tensor& grad_out, const ConvPairs& p) {
   const c10::cuda::CUDAGuard guard(feats.device());
-  const int64_t n_in = feats.size(0), c_in = feats.size(1);
-  const int64_t n_out = grad_out.size(0), c_out = grad_out.size(1);
-  const int64_t k_total = nbr.size(1);
+  const int64_t c_in = feats.size(1), c_out = grad_out.size(1), k_total = p.num_offsets();
   const at::ScalarType st = feats.scalar_type();
-  TORCH_CHECK_TYPE(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16,
-                   "conv.weight_grad on CUDA supports float32, float64, float16 and bfloat16, got ", st);
   at::Tensor grad_w = at::zeros({k_total, c_in, c_out}, feats.options());
-  if (n_out == 0 || k_total == 0 || c_in == 0 || c_out == 0) return grad_w;
-  const Pairs pairs = compact_pairs(nbr, n_in);
-  if (pairs.max_count == 0) return grad_w;
+  const int64_t most = max_count(p);
+  if (p.n_out == 0 || c_in == 0 || c_out == 0 || most == 0) return grad_w;
   const cudaStream_t stream = cuda::current_stream();
-  at::Tensor xbuf = at::empty({pairs.max_count, c_in}, feats.options());
-  at::Tensor gbuf = at::empty({pairs.max_count, c_out}, feats.options());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, st, "conv_weight_grad_cuda", [&] {
+  at::Tensor xbuf = at::empty({most, c_in}, feats.options());
+  at::Tensor gbuf = at::empty({most, c_out}, feats.options());
+  const int64_t* b = p.begin.data_ptr<int64_t>();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, st, "conv_weight_grad_pairs_cuda", [&] {
     for (int64_t k = 0; k < k_total; ++k) {
-      const int64_t b = pairs.begin[k], m = pairs.begin[k + 1] - b;
+      const int64_t m = b[k + 1] - b[k];
       if (m == 0) continue;
-      const at::Tensor src = pairs.src.narrow(0, b, m), dst = pairs.dst.narrow(0, b, m);
+      const at::Tensor src = p.src.narrow(0, b[k], m), dst = p.dst.narrow(0, b[k], m);
       at::Tensor x = xbuf.narrow(0, 0, m);
       at::Tensor g = gbuf.narrow(0, 0, m);
       gather_rows<scalar_t>(feats, src, m, x, stream);
@@ -149,6 +116,23 @@ at::Tensor conv_weight_grad_cuda(const at::Tensor& feats, const at::Tensor& grad
     }
   });
   return grad_w;
+}
+
+at::Tensor conv_forward_cuda(const at::Tensor& feats, const at::Tensor& weight, const at::Tensor& nbr, int64_t tile) {
+  (void)tile;  // see the header comment of this file
+  const at::ScalarType st = feats.scalar_type();
+  TORCH_CHECK_TYPE(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16,
+                   "conv.forward on CUDA supports float32, float64, float16 and bfloat16, got ", st);
+  return conv_forward_pairs_cuda(feats, weight, conv_pairs(nbr, feats.size(0)));
+}
+
+at::Tensor conv_weight_grad_cuda(const at::Tensor& feats, const at::Tensor& grad_out, const at::Tensor& nbr,
+                                 int64_t tile) {
+  (void)tile;  // see the header comment of this file
+  const at::ScalarType st = feats.scalar_type();
+  TORCH_CHECK_TYPE(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16,
+                   "conv.weight_grad on CUDA supports float32, float64, float16 and bfloat16, got ", st);
+  return conv_weight_grad_pairs_cuda(feats, grad_out, conv_pairs(nbr, feats.size(0)));
 }
 
 }  // namespace s3d

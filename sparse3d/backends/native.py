@@ -2,26 +2,71 @@
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from sparse3d import _ext
 from sparse3d.backends.base import NeighborTableBackend
+from sparse3d.coords import CoordinateManager, KernelMap
+
+GATHER_MODES = ("auto", "tables", "pairs")
 
 
 class NativeBackend(NeighborTableBackend):
-    """Gather-GEMM-scatter over output tiles (see csrc/conv/conv_cpu.cpp).
+    """sparse3d's kernels, over one of two forms of the kernel map.
 
-    ``tile`` is the number of output rows one thread handles at a time.
+    ``gather="tables"``: tiled gather-GEMM-scatter over the neighbor tables (csrc/conv/conv_cpu.cpp;
+    the CPU's fast path). ``gather="pairs"``: per-offset pair lists built once per kernel map and
+    shared by the forward and both backward passes (csrc/conv/conv_pairs.h; the CUDA kernels' form,
+    an ATen loop on the CPU). ``"auto"`` (default): pairs for CUDA tensors, tables for CPU tensors.
+    ``tile`` is the number of output rows one CPU thread handles at a time (tables only).
     """
 
     name = "native"
 
-    def __init__(self, tile: int = 2048) -> None:
+    def __init__(self, tile: int = 2048, gather: str = "auto") -> None:
         if tile < 1:
             raise ValueError(f"tile must be >= 1, got {tile}")
+        if gather not in GATHER_MODES:
+            raise ValueError(f"gather must be one of {GATHER_MODES}, got {gather!r}")
         self.tile = tile
+        self.gather = gather
+
+    def conv(self, feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, op: str,
+             manager: CoordinateManager) -> torch.Tensor:
+        use_pairs = self.gather == "pairs" or (self.gather == "auto" and feats.is_cuda)
+        if use_pairs:
+            return _PairsConv.apply(feats, weight, kmap.pairs)
+        return super().conv(feats, weight, kmap, op, manager)
 
     def forward(self, feats: torch.Tensor, weight: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor:
         return _ext.load().conv.forward(feats.contiguous(), weight.contiguous(), nbr, self.tile)
 
     def weight_grad(self, feats: torch.Tensor, grad_out: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor:
         return _ext.load().conv.weight_grad(feats.contiguous(), grad_out.contiguous(), nbr, self.tile)
+
+    def __repr__(self) -> str:
+        return f"<sparse3d backend 'native' gather={self.gather!r}>"
+
+
+class _PairsConv(torch.autograd.Function):
+    """feats ``[N_in, C_in]``, weight ``[K, C_in, C_out]``, ConvPairs -> ``[N_out, C_out]``; the input
+    gradient runs the swapped pairs with the transposed weight, the weight gradient the same pairs."""
+
+    @staticmethod
+    def forward(ctx, feats, weight, pairs):  # type: ignore[override]
+        ctx.save_for_backward(feats, weight)
+        ctx.pairs = pairs
+        return _ext.load().conv.forward_pairs(feats.contiguous(), weight.contiguous(), pairs)
+
+    @staticmethod
+    @once_differentiable  # the kernels are opaque to autograd: double backward raises instead of being wrong
+    def backward(ctx, grad_out):  # type: ignore[override]
+        feats, weight = ctx.saved_tensors
+        C = _ext.load()
+        grad_out = grad_out.contiguous()
+        grad_feats = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            grad_feats = C.conv.forward_pairs(grad_out, weight.transpose(1, 2).contiguous(), ctx.pairs.swapped())
+        if ctx.needs_input_grad[1]:
+            grad_weight = C.conv.weight_grad_pairs(feats.contiguous(), grad_out, ctx.pairs)
+        return grad_feats, grad_weight, None

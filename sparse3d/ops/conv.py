@@ -13,13 +13,24 @@ from typing import Optional, Union
 import torch
 
 from sparse3d.backends import Backend, get_backend
+from sparse3d.ops import amp
 from sparse3d.kernel import check_kernel_args
 from sparse3d.tensor import SparseTensor
 
 
-def _check_weight(x: SparseTensor, weight: torch.Tensor, kernel_size: int, bias: Optional[torch.Tensor]) -> None:
+def _prepare(x: SparseTensor, weight: torch.Tensor, kernel_size: int, bias: Optional[torch.Tensor]):
+    """Check the arguments of a conv and apply the autocast rule (sparse3d.ops.amp); return
+    (x, weight, bias) as the conv computes with them."""
     if not isinstance(x, SparseTensor):
         raise TypeError(f"x must be a SparseTensor, got {type(x).__name__}")
+    feats, weight, bias = amp.conv_args(x.feats, weight, bias)
+    if feats is not x.feats:
+        x = x.replace(feats)
+    _check_weight(x, weight, kernel_size, bias)
+    return x, weight, bias
+
+
+def _check_weight(x: SparseTensor, weight: torch.Tensor, kernel_size: int, bias: Optional[torch.Tensor]) -> None:
     if not isinstance(weight, torch.Tensor):
         raise TypeError(f"weight must be a torch.Tensor [K**3, C_in, C_out], got {type(weight).__name__}")
     expect = (kernel_size**3, x.num_channels)
@@ -53,7 +64,7 @@ def conv3d(x: SparseTensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
            stride: int = 1, dilation: int = 1, backend: Union[str, Backend, None] = None) -> SparseTensor:
     """Sparse conv. x feats ``[N, C_in]`` -> ``[N_out, C_out]`` at tensor stride ``x.stride * stride``."""
     check_kernel_args(kernel_size, stride, dilation)
-    _check_weight(x, weight, kernel_size, bias)
+    x, weight, bias = _prepare(x, weight, kernel_size, bias)
     out_key = x.manager.downsample(x.key, kernel_size, stride, dilation)
     kmap = x.manager.kernel_map(x.key, out_key, kernel_size, stride, dilation)
     return _apply(x, weight, bias, kmap, backend, "subm_conv" if stride == 1 else "conv")
@@ -69,7 +80,7 @@ def conv_transpose3d(x: SparseTensor, weight: torch.Tensor, bias: Optional[torch
     default the set that ``x``'s coordinates were down-sampled from.
     """
     check_kernel_args(kernel_size, stride, dilation)
-    _check_weight(x, weight, kernel_size, bias)
+    x, weight, bias = _prepare(x, weight, kernel_size, bias)
     if target is None:
         out_key = x.manager.parent(x.key) if stride > 1 else x.key
         if out_key is None:
@@ -90,7 +101,7 @@ def generative_conv_transpose3d(x: SparseTensor, weight: torch.Tensor, bias: Opt
                                 backend: Union[str, Backend, None] = None) -> SparseTensor:
     """Generative transposed conv: outputs every ``coords * stride + off[k]`` (at tensor stride x.stride/stride)."""
     check_kernel_args(kernel_size, stride, dilation)
-    _check_weight(x, weight, kernel_size, bias)
+    x, weight, bias = _prepare(x, weight, kernel_size, bias)
     out_key = x.manager.generate(x.key, kernel_size, stride, dilation)
     kmap = x.manager.kernel_map(x.key, out_key, kernel_size, stride, dilation, transposed=True)
     return _apply(x, weight, bias, kmap, backend, "generative_conv_transpose")

@@ -6,6 +6,7 @@ from typing import Tuple
 import torch
 
 from sparse3d.coords import pack, unpack
+from sparse3d.ops import amp
 from sparse3d.tensor import SparseTensor
 
 
@@ -19,10 +20,17 @@ def _check_pair(a: SparseTensor, b: SparseTensor) -> None:
         raise ValueError(f"a and b must be on one device, got {a.device} and {b.device}")
 
 
-def _check_same_dtype(a: SparseTensor, b: SparseTensor) -> None:
+def _same_dtype(a: SparseTensor, b: SparseTensor) -> Tuple[SparseTensor, SparseTensor]:
+    """a and b with one feature dtype: promoted under autocast (sparse3d.ops.amp), else required."""
+    fa, fb = amp.promoted(a.feats, b.feats)
+    if fa is not a.feats:
+        a = a.replace(fa)
+    if fb is not b.feats:
+        b = b.replace(fb)
     if a.dtype != b.dtype:
         raise TypeError(f"a and b must have the same feature dtype, got a.dtype={a.dtype} and b.dtype={b.dtype}; "
                         "cast one with .to(dtype=...)")
+    return a, b
 
 
 def _union(a: SparseTensor, b: SparseTensor) -> Tuple[int, torch.Tensor, torch.Tensor]:
@@ -36,7 +44,7 @@ def _union(a: SparseTensor, b: SparseTensor) -> Tuple[int, torch.Tensor, torch.T
 def add(a: SparseTensor, b: SparseTensor) -> SparseTensor:
     """Union of coordinates; features summed where both exist. ``[N_a, C] + [N_b, C] -> [N_u, C]``."""
     _check_pair(a, b)
-    _check_same_dtype(a, b)
+    a, b = _same_dtype(a, b)
     if a.num_channels != b.num_channels:
         raise ValueError(f"a and b must have the same number of channels, got a.num_channels={a.num_channels} "
                          f"and b.num_channels={b.num_channels}")
@@ -52,7 +60,7 @@ def cat(a: SparseTensor, b: SparseTensor) -> SparseTensor:
     """Union of coordinates; channels concatenated, zeros where a tensor lacks a voxel.
     ``[N_a, C_a], [N_b, C_b] -> [N_u, C_a + C_b]``."""
     _check_pair(a, b)
-    _check_same_dtype(a, b)
+    a, b = _same_dtype(a, b)
     if a.manager is b.manager and a.key == b.key:
         return a.replace(torch.cat([a.feats, b.feats], dim=1))
     key, ia, ib = _union(a, b)

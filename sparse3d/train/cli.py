@@ -17,7 +17,7 @@ from sparse3d.data.completion_prep import INPUT_FRACTION, SEGMENTS
 
 _TRAIN_OVERRIDES = [("data", str), ("out", str), ("init", str), ("seed", int), ("steps", int),
                     ("batch_size", int), ("lr", float), ("device", str), ("backend", str),
-                    ("checkpoint_every", int), ("threads", int)]
+                    ("checkpoint_every", int), ("threads", int), ("amp", str)]
 
 
 ALIGN_UP_HELP = ("rotate the scan so the cameras' mean up direction is +z (for RGB-D folders whose world is not "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, List, Optional
 
+import torch
 import yaml
 
 
@@ -35,6 +36,7 @@ class TrainConfig:
     blocks: int = 1
     trunc: float = 3.0
     threads: int = 0  # torch.set_num_threads (0 = leave torch's default)
+    amp: str = "off"  # mixed precision: "off", "bf16" (autocast) or "fp16" (autocast + gradient scaling)
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -44,6 +46,10 @@ class TrainConfig:
         return CompletionConfig(channels=tuple(self.channels), grow_steps=self.grow_steps, blocks=self.blocks,
                                 coarse_dense=self.coarse_dense,
                                 trunc=self.trunc)
+
+
+# TrainConfig.amp -> the autocast dtype of the forward pass and the loss (None: float32 throughout)
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def load_config(path: Optional[str] = None, overrides: Optional[Dict[str, Any]] = None) -> TrainConfig:
@@ -63,7 +69,11 @@ def load_config(path: Optional[str] = None, overrides: Optional[Dict[str, Any]] 
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown config keys {unknown}; expected a subset of {sorted(known)}")
+    if values.get("amp") is False:  # YAML 1.1 reads an unquoted `amp: off` as false
+        values["amp"] = "off"
     cfg = TrainConfig(**values)
+    if cfg.amp not in AMP_DTYPES:
+        raise ValueError(f"amp must be one of {sorted(AMP_DTYPES)}, got {cfg.amp!r}")
     if cfg.steps < 1 or cfg.batch_size < 1:
         raise ValueError(f"steps and batch_size must be >= 1, got {cfg.steps} and {cfg.batch_size}")
     return cfg

@@ -31,7 +31,7 @@ from sparse3d.data.completion_dataset import CompletionDataset, augment, collate
 from sparse3d.models.completion import CompletionNet
 from sparse3d.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from sparse3d.train.completion_loss import LossWeights, completion_loss
-from sparse3d.train.config import TrainConfig
+from sparse3d.train.config import AMP_DTYPES, TrainConfig
 from sparse3d.train.distributed import DistInfo, init_distributed, resolve_device, shutdown
 
 
@@ -175,6 +175,9 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> Di
     torch.manual_seed(cfg.seed)
     net = snn.set_backend(CompletionNet(cfg.model_config()), cfg.backend).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    amp_dtype = AMP_DTYPES[cfg.amp]
+    # float16 needs loss scaling (its small gradients underflow); bfloat16 has float32's range and does not
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
     os.makedirs(cfg.out, exist_ok=True)
     ckpt_path = os.path.join(cfg.out, "last.pt")
     jsonl = os.path.join(cfg.out, "metrics.jsonl")
@@ -183,6 +186,8 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> Di
         state = load_checkpoint(ckpt_path, device)
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        if scaler.is_enabled() and "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
         start = int(state["step"])
     else:
         if cfg.init:
@@ -210,8 +215,11 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> Di
             # metrics first: the rows always cover the checkpoint's steps (later rows are cut on resume)
             _append_jsonl(jsonl, pending)
             pending.clear()
-            save_checkpoint(ckpt_path, {"model": net.state_dict(), "optimizer": opt.state_dict(),
-                                        "step": step_done, "config": cfg.to_dict(), "data": data_info})
+            state = {"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step_done,
+                     "config": cfg.to_dict(), "data": data_info}
+            if scaler.is_enabled():
+                state["scaler"] = scaler.state_dict()
+            save_checkpoint(ckpt_path, state)
             plot_metrics(jsonl, os.path.join(cfg.out, "loss.png"))
 
     done = start  # optimizer updates in the weights (what a checkpoint records)
@@ -231,16 +239,18 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> Di
             x = x.to(device)
             target.tsdf, target.known = target.tsdf.to(device), target.known.to(device)
             target = type(target)(target.tsdf, target.known, cfg.occ_thresh)
-            out = model(x, bounds=target.shape, target_fn=target.occupied)
-            loss, logs = completion_loss(out, target, weights)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                out = model(x, bounds=target.shape, target_fn=target.occupied)
+                loss, logs = completion_loss(out, target, weights)
             if not loss.requires_grad:  # nothing observed in this shard (e.g. empty input crops):
                 # a zero loss tied to every weight keeps backward (and DDP's all-reduce) in step
                 loss = loss + 0.0 * sum(p.sum() for p in net.parameters())
                 logs["empty"] = 1.0
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
             with _sigint_held():  # the update, its count and its metrics row go together
-                opt.step()
+                scaler.step(opt)  # = opt.step() unless fp16 gradients overflowed (then skipped, scale lowered)
+                scaler.update()
                 done = step + 1
                 buffers = None
                 logs = {"step": step, **logs, "lr": lr_at(cfg, step), "voxels": len(out.levels[-1]),
