@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Compile-only check of every csrc/**/*_cuda.cu with nvcc (no linking, no GPU needed).
+# Compile-only check of every csrc/**/*_cuda.cu with nvcc, and of the C++ sources that dispatch to
+# them (#ifdef WITH_CUDA) with the macro defined (no linking, no GPU needed).
 #
 # Works against a CPU-only torch: such wheels ship the c10/cuda headers but not the generated
 # c10/cuda/impl/cuda_cmake_macros.h, so a one-line shim is put on the include path when the
@@ -33,5 +34,14 @@ for f in "${FILES[@]}"; do
     status=1
   fi
 done
-[ $status -eq 0 ] && echo "all ${#FILES[@]} CUDA sources compile"
+mapfile -t DISPATCH < <(grep -l WITH_CUDA $(find csrc -name '*.cpp' | sort))
+for f in "${DISPATCH[@]}"; do
+  echo "g++ -fsyntax-only -DWITH_CUDA $f"
+  if ! "${CXX:-g++}" -fsyntax-only -std=c++17 -DWITH_CUDA -DTORCH_EXTENSION_NAME=_C -I csrc -I "$TORCH/include" \
+      -I "$TORCH/include/torch/csrc/api/include" -I "$PYINC" -D_GLIBCXX_USE_CXX11_ABI="$ABI" "$f"; then
+    echo "FAILED: $f" >&2
+    status=1
+  fi
+done
+[ $status -eq 0 ] && echo "all ${#FILES[@]} CUDA sources and ${#DISPATCH[@]} CUDA-dispatching C++ sources compile"
 exit $status

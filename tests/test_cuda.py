@@ -166,3 +166,111 @@ def test_conv3d_cuda_matches_dense(C, i, case):
     (ref * gout).sum().backward()
     allclose_report(feats.grad.cpu(), gather_dense(vol.grad, xc.coords), 1e-10, what="input grad")
     allclose_report(wt.grad.cpu(), wd.grad, 1e-10, what="weight grad")
+
+
+# ---- every op on CUDA against the same op on the CPU (float64, same inputs) --------------------
+def _pair(n=1500, spatial=18, channels=3, seed=0, batch_size=2, margin=3):
+    """The same random SparseTensor on the CPU and on CUDA (float64)."""
+    x = random_sparse(n, spatial, channels, batch_size=batch_size, margin=margin, seed=seed)
+    return x, x.to("cuda")
+
+
+def _same(cpu: s3d.SparseTensor, gpu: s3d.SparseTensor, what: str, tol: float = 1e-10):
+    """Equal coordinate sets (rows matched through the hash table) and features."""
+    assert gpu.feats.is_cuda and gpu.coords.is_cuda, what
+    assert len(cpu) == len(gpu) and cpu.stride == gpu.stride, what
+    idx = s3d.ops.lookup(cpu, gpu.coords.cpu())
+    assert (idx >= 0).all(), f"{what}: CUDA made coordinates the CPU does not have"
+    allclose_report(gpu.feats.cpu(), cpu.feats[idx], tol, what=what)
+
+
+@pytest.mark.parametrize("k,s", [(2, 2), (3, 2), (3, 1)])
+def test_transposed_and_generative_convs_match_cpu(C, k, s):
+    xc, xg = _pair(seed=k + s)
+    g = torch.Generator().manual_seed(k)
+    w_down = torch.randn(k**3, 3, 5, generator=g, dtype=torch.float64)
+    w_up = torch.randn(k**3, 5, 4, generator=g, dtype=torch.float64)
+    outs = {}
+    for dev, x in (("cpu", xc), ("cuda", xg)):
+        feats = x.feats.clone().requires_grad_(True)
+        wu = w_up.to(dev).requires_grad_(True)
+        coarse = s3d.ops.conv3d(x.replace(feats), w_down.to(dev), None, k, s)
+        back = s3d.ops.conv_transpose3d(coarse, wu, None, k, s)  # onto x's coordinates
+        grown = s3d.ops.generative_conv_transpose3d(coarse, wu, None, k, s)
+        (back.feats.sum() + (grown.feats ** 2).sum()).backward()
+        outs[dev] = (coarse, back, grown, feats.grad, wu.grad)
+    for i, name in enumerate(("strided conv", "transposed conv", "generative transposed conv")):
+        _same(outs["cpu"][i], outs["cuda"][i], name)
+    allclose_report(outs["cuda"][3].cpu(), outs["cpu"][3], 1e-9, what="input grad")
+    allclose_report(outs["cuda"][4].cpu(), outs["cpu"][4], 1e-9, what="weight grad")
+
+
+def test_pooling_pruning_and_unions_match_cpu(C):
+    xc, xg = _pair(seed=11)
+    yc, yg = _pair(seed=12)
+    for name, fn in (
+        ("max_pool3d", lambda x, y: s3d.ops.max_pool3d(x, 2, 2)),
+        ("max_pool3d k3 s1", lambda x, y: s3d.ops.max_pool3d(x, 3, 1)),
+        ("avg_pool3d", lambda x, y: s3d.ops.avg_pool3d(x, 3, 2)),
+        ("prune", lambda x, y: s3d.ops.prune(x, x.feats[:, 0] > 0)),
+        ("add", lambda x, y: s3d.ops.add(x, y)),
+        ("cat", lambda x, y: s3d.ops.cat(x, y)),
+    ):
+        _same(fn(xc, yc), fn(xg, yg), name)
+    for mode in ("mean", "max", "sum"):
+        allclose_report(s3d.ops.global_pool(xg, mode).cpu(), s3d.ops.global_pool(xc, mode), 1e-12, what=mode)
+    fa, found = s3d.ops.align(xg, yg)
+    fa_c, found_c = s3d.ops.align(xc, yc)
+    assert found.is_cuda and torch.equal(found.cpu(), found_c)
+    allclose_report(fa.cpu(), fa_c, 0, what="align")
+    vol = xg.dense(spatial_shape=[18] * 3, batch_size=2)
+    assert vol.is_cuda and torch.equal(vol.cpu(), xc.dense(spatial_shape=[18] * 3, batch_size=2))
+    back = s3d.SparseTensor.from_dense(vol)
+    _same(s3d.SparseTensor.from_dense(vol.cpu()), back, "from_dense")
+    assert [len(t) for t in xg.split()] == [len(t) for t in xc.split()]
+
+
+def test_unet_forward_backward_matches_cpu(C):
+    """A 3-level U-Net (every layer kind of sparse3d.nn) on CUDA equals the CPU run, float64."""
+    S = s3d.nn
+
+    def net():
+        torch.manual_seed(0)
+        return torch.nn.ModuleDict(dict(
+            stem=S.SubMConv3d(3, 8, 3), bn=S.BatchNorm(8), act=S.ReLU(), down=S.Conv3d(8, 16, 2, 2),
+            mid=S.SubMConv3d(16, 16, 3), up=S.ConvTranspose3d(16, 8, 2, 2), grow=S.GenerativeConvTranspose3d(16, 4, 2, 2),
+            pool=S.MaxPool3d(2, 2), head=S.SubMConv3d(16, 2, 1))).double()
+
+    def run(m, x):
+        a = m["act"](m["bn"](m["stem"](x)))
+        b = m["mid"](m["down"](a))
+        y = m["head"](s3d.ops.cat(a, m["up"](b)))
+        g = m["grow"](m["pool"](s3d.ops.cat(a, m["up"](b))))
+        (y.feats.square().sum() + g.feats.sum()).backward()
+        return y, g
+
+    xc, xg = _pair(seed=21)
+    mc, mg = net(), net().cuda()
+    yc, gc = run(mc, xc)
+    yg, gg = run(mg, xg)
+    _same(yc, yg, "U-Net output")
+    _same(gc, gg, "generative branch")
+    for (name, pc), pg in zip(mc.named_parameters(), mg.parameters()):
+        allclose_report(pg.grad.cpu(), pc.grad, 1e-8, what=f"grad of {name}")
+
+
+@pytest.mark.parametrize("amp", ["off", "fp16", "bf16"])
+def test_completion_training_steps_on_cuda(C, tmp_path, amp):
+    """Two training steps of the completion model on the GPU (mixed precision too): finite losses,
+    float32 weights, and the checkpoint loads back on the CPU."""
+    from _completion_fixtures import write_tiny_dataset
+    from sparse3d.train.checkpoint import load_checkpoint
+    from sparse3d.train.config import load_config
+    from sparse3d.train.loop import train
+    data = write_tiny_dataset(str(tmp_path / "data"))
+    cfg = load_config(None, {"data": data, "out": str(tmp_path / "run"), "steps": 2, "channels": [4, 8, 8],
+                             "grow_steps": 1, "batch_size": 2, "device": "cuda", "amp": amp})
+    logs = train(cfg, progress=False)
+    assert torch.isfinite(torch.tensor(logs["loss"]))
+    state = load_checkpoint(str(tmp_path / "run" / "last.pt"))
+    assert all(not v.is_cuda and v.dtype in (torch.float32, torch.int64) for v in state["model"].values())

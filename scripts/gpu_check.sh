@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# On the GPU machine lent by the device tool (python3 3.12, torch with CUDA, nvcc, ninja; no internet):
+# build sparse3d with its CUDA kernels, run the CUDA tests, compute-sanitizer and the GPU benchmarks.
+#
+# Here, once: bash scripts/gpu_bundle.sh   (spconv and its needs -> .gpu/, carried to the GPU machine)
+# There, each call from the repository root, with carry [".gpu"] (a device call may run 10 minutes):
+#   bash scripts/gpu_check.sh build test        # ~ build 3-4 min + tests
+#   bash scripts/gpu_check.sh build sanitize bench
+# `build` is skipped when the machine still holds a CUDA build newer than csrc/ (a warm machine).
+# Logs and JSON results go to $OUT (the device tool's folder that comes back), else out/gpu/.
+#
+# Stages: build | test | sanitize | bench | all (= build test sanitize bench). Exit status: the
+# number of failed stages (0 = all passed).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+DEST=${OUT:-out/gpu}
+mkdir -p "$DEST"
+STAGES=("$@")
+[ ${#STAGES[@]} -gt 0 ] || STAGES=(all)
+[ "${STAGES[*]}" = "all" ] && STAGES=(build test sanitize bench)
+for s in "${STAGES[@]}"; do
+  case "$s" in
+    build|test|sanitize|bench) ;;
+    *) echo "[gpu_check] unknown stage '$s' (expected build, test, sanitize, bench or all)" >&2; exit 64 ;;
+  esac
+done
+
+# spconv and its pure-Python needs, from the carried bundle (scripts/gpu_bundle.sh)
+SITE=/tmp/sparse3d-site
+if [ -f .gpu/site-py312.tar.xz ] && [ ! -d "$SITE/spconv" ]; then
+  echo "[gpu_check] unpacking .gpu/site-py312.tar.xz ($(cat .gpu/WHEELS.txt 2>/dev/null | tr '\n' ' '))"
+  mkdir -p "$SITE" && xz -dc .gpu/site-py312.tar.xz | tar -C "$SITE" -xf -
+fi
+[ -d "$SITE/spconv" ] || echo "[gpu_check] no spconv bundle (.gpu/site-py312.tar.xz): spconv comparisons will be skipped"
+export PYTHONPATH="$PWD:$SITE${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
+
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 || echo "no nvidia-smi"; } \
+  | tee "$DEST/gpu.txt"
+$PY -c 'import torch, sys; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda)' \
+  | tee -a "$DEST/gpu.txt"
+
+cuda_build_current() {
+  local so
+  so=$(ls sparse3d/_C*.so 2>/dev/null | head -n 1)
+  [ -n "$so" ] && [ -z "$(find csrc setup.py -newer "$so" -print -quit)" ] &&
+    [ "$($PY -c 'import sparse3d._C as C; print(C.with_cuda)' 2>/dev/null)" = "True" ]
+}
+
+stage_build() {
+  if cuda_build_current; then echo "[gpu_check] CUDA build is current"; return 0; fi
+  echo "[gpu_check] building sparse3d._C with CUDA (sm_90)"
+  local t0=$SECONDS
+  rm -f sparse3d/_C*.so
+  FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} MAX_JOBS=${MAX_JOBS:-16} \
+    $PY setup.py build_ext --inplace > "$DEST/build.log" 2>&1
+  local rc=$?
+  tail -n 5 "$DEST/build.log"
+  echo "[gpu_check] build exit $rc after $((SECONDS - t0)) s"
+  [ $rc -eq 0 ] && $PY -c 'import sparse3d._C as C; assert C.with_cuda, "built without CUDA"; print("[gpu_check] with_cuda = True")'
+}
+
+stage_test() {
+  # the test files that need neither Open3D nor trimesh (absent on the GPU machine); the CUDA cases
+  # are in test_cuda.py and the device-parametrized tests of the others
+  $PY -m pytest -q -p no:cacheprovider -rs tests/test_dense_reference.py tests/test_cuda.py \
+    tests/test_mixed_precision.py tests/test_backends.py tests/test_conv.py tests/test_kernel_maps.py tests/test_ops.py \
+    tests/test_tensor.py tests/test_errors.py tests/test_import.py tests/test_completion_train.py 2>&1 | tee "$DEST/pytest.log"
+}
+
+stage_sanitize() {
+  local rc=0 tool
+  for tool in memcheck racecheck; do
+    echo "[gpu_check] compute-sanitizer --tool $tool"
+    compute-sanitizer --tool "$tool" --error-exitcode 1 $PY scripts/cuda_smoke.py --voxels 3000 \
+      > "$DEST/sanitize_$tool.log" 2>&1 || rc=1
+    tail -n 3 "$DEST/sanitize_$tool.log"
+  done
+  return $rc
+}
+
+stage_bench() {
+  local rc=0
+  # JSON and the printed tables in $DEST (the device tool returns at most 8 files per call and only
+  # the last 12,000 characters of output)
+  $PY benchmarks/bm_conv.py --device cuda --out "$DEST" 2>&1 | tee "$DEST/bm_conv_cuda.log" || rc=1
+  $PY benchmarks/bm_backends.py --device cuda --out "$DEST/bm_backends_cuda.json" 2>&1 \
+    | tee "$DEST/bm_backends_cuda.log" || rc=1
+  return $rc
+}
+
+failed=0
+for s in "${STAGES[@]}"; do
+  t0=$SECONDS
+  if "stage_$s"; then echo "[gpu_check] $s: passed ($((SECONDS - t0)) s)"; else
+    echo "[gpu_check] $s: FAILED ($((SECONDS - t0)) s)"; failed=$((failed + 1)); fi
+done
+exit $failed
