@@ -8,6 +8,7 @@ from torch import nn
 
 import sparse3d as s3d
 from sparse3d import _ext
+from sparse3d.backends.native import NativeBackend
 from sparse3d.testing import devices, random_sparse
 
 HALF = [torch.float16, torch.bfloat16]
@@ -80,7 +81,7 @@ def test_conv_kernels_accumulate_in_float32(device, dtype, form):
 class _Net(nn.Module):
     """Every conv kind, a skip by concatenation, batch norm and pooling: feats [N, 3] -> [N', 4]."""
 
-    def __init__(self):
+    def __init__(self, backend=None):
         super().__init__()
         S = s3d.nn
         self.stem = nn.Sequential(S.SubMConv3d(3, 16, 3, bias=False), S.BatchNorm(16), S.ReLU())
@@ -91,6 +92,8 @@ class _Net(nn.Module):
         self.grow = S.GenerativeConvTranspose3d(16, 8, 3, stride=1)
         self.pool = S.MaxPool3d(2, 2)
         self.head = S.Conv3d(8, 4, 1)
+        if backend is not None:
+            S.set_backend(self, backend)
 
     def forward(self, x):
         a = self.stem(x)
@@ -111,10 +114,13 @@ def _run(net, x, autocast_dtype=None):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", HALF, ids=str)
-def test_network_under_autocast(device, dtype):
+@pytest.mark.parametrize("gather", ["auto", "tables", "pairs"])
+def test_network_under_autocast(device, dtype, gather):
+    """Under autocast the kernels see the autocast dtype once (the Python layer casts) and compute in
+    float32 inside: autocast must not re-cast the ATen GEMMs within a kernel (it did in the pairs form)."""
     device = _device(device)
     torch.manual_seed(0)
-    net = _Net().to(device)
+    net = _Net(NativeBackend(gather=gather)).to(device)
     x = random_sparse(2500, 16, 3, batch_size=2, seed=1, dtype=torch.float32, device=device)
     ref_out, ref_grads = _run(net, x)
     out, grads = _run(net, x, dtype)

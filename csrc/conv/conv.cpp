@@ -1,5 +1,6 @@
 #include "conv/conv.h"
 #include "common/checks.h"
+#include "common/no_autocast.h"
 
 namespace s3d {
 
@@ -11,6 +12,7 @@ static void check_table(const at::Tensor& nbr, int64_t rows, const char* rows_na
 }
 
 at::Tensor conv_forward(const at::Tensor& feats, const at::Tensor& weight, const at::Tensor& nbr, int64_t tile) {
+  const NoAutocast no_autocast;
   S3D_CHECK_DIM(feats, 2);
   S3D_CHECK_DIM(weight, 3);
   S3D_CHECK_DIM(nbr, 2);
@@ -36,6 +38,7 @@ at::Tensor conv_forward(const at::Tensor& feats, const at::Tensor& weight, const
 
 at::Tensor conv_weight_grad(const at::Tensor& feats, const at::Tensor& grad_out, const at::Tensor& nbr,
                             int64_t tile) {
+  const NoAutocast no_autocast;
   S3D_CHECK_DIM(feats, 2);
   S3D_CHECK_DIM(grad_out, 2);
   check_table(nbr, grad_out.size(0), "N_out (rows of grad_out)");

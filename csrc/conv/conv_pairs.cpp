@@ -4,6 +4,7 @@
 // exists so the pair-list path, which the CUDA kernels take, is checked on every machine.)
 #include "conv/conv_pairs.h"
 #include "common/checks.h"
+#include "common/no_autocast.h"
 
 namespace s3d {
 
@@ -18,6 +19,7 @@ ConvPairs ConvPairs::swapped() const {
 }
 
 ConvPairs conv_pairs(const at::Tensor& nbr, int64_t n_in) {
+  const NoAutocast no_autocast;
   S3D_CHECK_DIM(nbr, 2);
   S3D_CHECK_DTYPE(nbr, at::kInt);
   TORCH_CHECK_VALUE(n_in >= 0, "n_in must be >= 0, got ", n_in);
@@ -62,6 +64,7 @@ static void check_float(const at::Tensor& t, const char* name) {
 }
 
 at::Tensor conv_forward_pairs(const at::Tensor& feats, const at::Tensor& weight, const ConvPairs& p) {
+  const NoAutocast no_autocast;
   S3D_CHECK_DIM(feats, 2);
   S3D_CHECK_DIM(weight, 3);
   check_pairs(p, feats, "feats");
@@ -82,6 +85,7 @@ at::Tensor conv_forward_pairs(const at::Tensor& feats, const at::Tensor& weight,
 }
 
 at::Tensor conv_weight_grad_pairs(const at::Tensor& feats, const at::Tensor& grad_out, const ConvPairs& p) {
+  const NoAutocast no_autocast;
   S3D_CHECK_DIM(feats, 2);
   S3D_CHECK_DIM(grad_out, 2);
   check_pairs(p, feats, "feats");
