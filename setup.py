@@ -22,7 +22,9 @@ def _want_cuda() -> bool:
 
 def extensions():
     cpp = sorted(glob.glob(os.path.join("csrc", "**", "*.cpp"), recursive=True))
-    cxx_flags = ["-O3", "-fopenmp", "-std=c++17"]
+    # the C++ standard is torch's own choice (cpp_extension adds it: C++20 for torch 2.13, whose headers
+    # use C++20 features); forcing an older one only trades errors for warnings
+    cxx_flags = ["-O3", "-fopenmp"]
     define_macros = []
     if _want_cuda():
         cu = sorted(glob.glob(os.path.join("csrc", "**", "*.cu"), recursive=True))
@@ -33,7 +35,7 @@ def extensions():
                 cpp + cu,
                 include_dirs=[os.path.join(ROOT, "csrc")],
                 define_macros=define_macros,
-                extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--expt-relaxed-constexpr", "-std=c++17"]},
+                extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--expt-relaxed-constexpr"]},
                 extra_link_args=["-fopenmp"],
             )
         ]

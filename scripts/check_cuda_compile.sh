@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 NVCC=${NVCC:-nvcc}
 ARCH=${CUDA_ARCH:-sm_90}
+STD=${CXX_STD:-c++20}  # what torch's cpp_extension compiles with (torch 2.13: C++20)
 PY=${PYTHON:-python}
 TORCH=$($PY -c 'import torch, os; print(os.path.dirname(torch.__file__))')
 PYINC=$($PY -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
@@ -27,7 +28,7 @@ mapfile -t FILES < <(find csrc -name '*_cuda.cu' | sort)
 status=0
 for f in "${FILES[@]}"; do
   echo "nvcc -c $f"
-  if ! "$NVCC" -c -std=c++17 -O3 --expt-relaxed-constexpr -DWITH_CUDA -I csrc -I "$TORCH/include" \
+  if ! "$NVCC" -c -std="$STD" -O3 --expt-relaxed-constexpr -DWITH_CUDA -I csrc -I "$TORCH/include" \
       -I "$TORCH/include/torch/csrc/api/include" "${SHIM[@]}" -I "$PYINC" -D_GLIBCXX_USE_CXX11_ABI="$ABI" \
       -arch="$ARCH" -o "$TMP/$(basename "$f").o" "$f"; then
     echo "FAILED: $f" >&2
@@ -37,7 +38,7 @@ done
 mapfile -t DISPATCH < <(grep -l WITH_CUDA $(find csrc -name '*.cpp' | sort))
 for f in "${DISPATCH[@]}"; do
   echo "g++ -fsyntax-only -DWITH_CUDA $f"
-  if ! "${CXX:-g++}" -fsyntax-only -std=c++17 -DWITH_CUDA -DTORCH_EXTENSION_NAME=_C -I csrc -I "$TORCH/include" \
+  if ! "${CXX:-g++}" -fsyntax-only -std="$STD" -DWITH_CUDA -DTORCH_EXTENSION_NAME=_C -I csrc -I "$TORCH/include" \
       -I "$TORCH/include/torch/csrc/api/include" -I "$PYINC" -D_GLIBCXX_USE_CXX11_ABI="$ABI" "$f"; then
     echo "FAILED: $f" >&2
     status=1
