@@ -6,7 +6,7 @@
 # There, each call from the repository root, with carry [".gpu"] (a device call may run 10 minutes):
 #   bash scripts/gpu_check.sh build test        # build (minutes) + the tests that need no Open3D
 #   bash scripts/gpu_check.sh build sanitize    # compute-sanitizer memcheck + racecheck
-#   bash scripts/gpu_check.sh build bench       # benchmarks/bm_conv.py and bm_backends.py on CUDA
+#   bash scripts/gpu_check.sh build bench       # benchmarks/bm_conv.py, bm_backends.py, bm_gather.py on CUDA
 # (docs/gpu.md has the whole procedure)
 # `build` is skipped when the machine still holds a CUDA build of the same sources (a warm machine).
 # Logs and JSON results go to $OUT (the device tool's folder that comes back), else out/gpu/.
@@ -101,6 +101,7 @@ stage_bench() {
   $PY benchmarks/bm_conv.py --device cuda --out "$DEST" 2>&1 | tee "$DEST/bm_conv_cuda.log" || rc=1
   $PY benchmarks/bm_backends.py --device cuda --out "$DEST/bm_backends_cuda.json" 2>&1 \
     | tee "$DEST/bm_backends_cuda.log" || rc=1
+  $PY benchmarks/bm_gather.py --device cuda --out "$DEST" || rc=1  # cached pair lists vs per-call compaction
   return $rc
 }
 
