@@ -25,12 +25,17 @@ our cuBLAS calls follow; spconv's own TF32 switch is off by default, both record
 (``torch.cuda.max_memory_allocated``). float16 rows also give each library's max |diff| from
 our float32 result. Writes benchmarks/results/bm_conv_cuda.json.
 
+``--gather`` picks sparse3d's form of the kernel map (``NativeBackend(gather=...)``): ``auto`` (the
+default: tables on the CPU, pair lists + cuBLAS on CUDA) or ``implicit`` (the implicit-GEMM CUDA
+kernels, csrc/conv/implicit_gemm.cuh), written to bm_conv_<device>_<gather>.json.
+
 The JSON is rewritten after each room (``"complete": false`` until the end). A case that raises
 is reported (traceback), recorded under ``"errors"`` and skipped; the exit status is then 1.
 
     python benchmarks/bm_conv.py [--repeats 5] [--sizes 250000 25000] [--no-memory] [--out DIR]
     python benchmarks/bm_conv.py --device cuda [--sizes 250000 1000000] [--dtypes float32 float16]
                                  [--channels 32 64 128] [--no-unet] [--warmup 3] [--no-memory] [--out DIR]
+                                 [--gather auto|tables|pairs|implicit]
 """
 from __future__ import annotations
 
@@ -50,6 +55,7 @@ from common import (RESULTS, cuda_peak_mib, gemm_rate, machine_info, median_time
                     print_table, write_json)
 
 import sparse3d as s3d  # noqa: E402
+from sparse3d.backends.native import GATHER_MODES, NativeBackend  # noqa: E402
 from sparse3d.kernel import sparse_to_dense_weight  # noqa: E402
 from sparse3d.testing import scannet_like_room  # noqa: E402
 
@@ -157,6 +163,7 @@ class Bench:
     warmup: int
     gemm: Dict[str, float]
     memory: bool  # CUDA: peak memory of each forward+backward (CPU: child processes, see main)
+    ours: NativeBackend  # sparse3d's side (--gather)
     errors: List[dict] = field(default_factory=list)
 
     @property
@@ -209,7 +216,9 @@ def bench_kernel_map(coords: torch.Tensor, b: Bench) -> dict:
         x = s3d.SparseTensor._make(torch.empty(n, 1, device=b.device), s3d.CoordinateManager(b.device), 0)
         x.manager.insert(coords, 1)
         km = x.manager.kernel_map(0, 0, 3, 1)
-        if b.cuda:
+        if b.ours.gather == "implicit":
+            km.implicit_out, km.implicit_in, km.pairs  # noqa: B018 - built on first access
+        elif b.ours.gather == "pairs" or (b.ours.gather == "auto" and b.cuda):
             km.pairs  # noqa: B018 - built on first access
         else:
             km.tables.get()
@@ -226,7 +235,7 @@ def bench_conv(coords: torch.Tensor, x_base: s3d.SparseTensor, case: tuple, dtyp
     n, dev = len(coords), b.device
     feats32 = torch.randn(n, c_in, generator=g)
     w32 = torch.randn(k**3, c_in, c_out, generator=g) / (k**3 * c_in) ** 0.5
-    y32 = s3d.ops.conv3d(x_base.replace(feats32.to(dev)), w32.to(dev), None, k, s)  # builds and caches the maps
+    y32 = s3d.ops.conv3d(x_base.replace(feats32.to(dev)), w32.to(dev), None, k, s, backend=b.ours)  # caches the maps
     pairs = x_base.manager.kernel_map(x_base.key, y32.key, k, s).num_pairs
     gout32 = torch.randn(len(y32), c_out, generator=g)
 
@@ -235,7 +244,7 @@ def bench_conv(coords: torch.Tensor, x_base: s3d.SparseTensor, case: tuple, dtyp
         dtype = DTYPES[dname]
         x = x_base.replace(feats32.to(dev, dtype))
         w = w32.to(dev, dtype)
-        y = y32 if dtype == torch.float32 else s3d.ops.conv3d(x, w, None, k, s)
+        y = y32 if dtype == torch.float32 else s3d.ops.conv3d(x, w, None, k, s, backend=b.ours)
         layer = spconv_layer(k, s, c_in, c_out, spconv_algo(dev)).to(dev, dtype)
         with torch.no_grad():
             layer.weight.copy_(to_spconv_weight(w))
@@ -262,7 +271,7 @@ def bench_conv(coords: torch.Tensor, x_base: s3d.SparseTensor, case: tuple, dtyp
 
         def ours_fwd():
             with torch.no_grad():
-                s3d.ops.conv3d(x, w, None, k, s)
+                s3d.ops.conv3d(x, w, None, k, s, backend=b.ours)
 
         def spconv_fwd():
             with torch.no_grad():
@@ -274,14 +283,14 @@ def bench_conv(coords: torch.Tensor, x_base: s3d.SparseTensor, case: tuple, dtyp
         sx_fb = sp_input(sfeat)
 
         def ours_fb():
-            s3d.ops.conv3d(xr, wr, None, k, s).feats.backward(gout)
+            s3d.ops.conv3d(xr, wr, None, k, s, backend=b.ours).feats.backward(gout)
 
         def spconv_fb():
             layer(sx_fb).features.backward(gout_sp)
 
         # gradients once, from zero, on fresh leaves (also the peak memory of one forward+backward)
         fo, wo = x.feats.clone().requires_grad_(True), w.clone().requires_grad_(True)
-        peak_o = b.peak(lambda: s3d.ops.conv3d(x.replace(fo), wo, None, k, s).feats.backward(gout))
+        peak_o = b.peak(lambda: s3d.ops.conv3d(x.replace(fo), wo, None, k, s, backend=b.ours).feats.backward(gout))
         fs = x.feats.clone().requires_grad_(True)
         sx_check = sp_input(fs)
         layer.zero_grad(set_to_none=True)
@@ -325,7 +334,7 @@ def bench_unet(coords: torch.Tensor, dtypes: Sequence[str], b: Bench, seed: int 
         rows = []
         dtype = DTYPES[dname]
         feats, gout = feats32.to(dev, dtype), gout32.to(dev, dtype)
-        models = {"ours": copy.deepcopy(model32).to(dev, dtype),
+        models = {"ours": s3d.nn.set_backend(copy.deepcopy(model32), b.ours).to(dev, dtype),
                   "spconv": s3d.nn.set_backend(copy.deepcopy(model32), "spconv").to(dev, dtype)}
         xs = {lib: s3d.SparseTensor(coords, feats) for lib in models}  # one tensor (one map cache) per library
         outs, grads, peaks, fns = {}, {}, {}, {}
@@ -355,7 +364,8 @@ def bench_unet(coords: torch.Tensor, dtypes: Sequence[str], b: Bench, seed: int 
         if dtype != torch.float32:
             if not ref:
                 with torch.no_grad():
-                    ref.append(copy.deepcopy(model32).to(dev)(s3d.SparseTensor(coords, feats32.to(dev))).feats)
+                    ours32 = s3d.nn.set_backend(copy.deepcopy(model32), b.ours).to(dev)
+                    ref.append(ours32(s3d.SparseTensor(coords, feats32.to(dev))).feats)
             extra = dict(max_abs_diff_ours_vs_fp32=max_abs(outs["ours"], ref[0]),
                          max_abs_diff_spconv_vs_fp32=max_abs(outs["spconv"], ref[0]),
                          max_abs_fp32=ref[0].abs().max().item())
@@ -467,6 +477,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="feature/weight dtypes (default: cpu float32, cuda float32 float16)")
     p.add_argument("--unet", action=argparse.BooleanOptionalAction, default=None,
                    help="also time the sparse U-Net of bm_backends.py (default: on for cuda, off for cpu)")
+    p.add_argument("--gather", choices=GATHER_MODES, default="auto",
+                   help="sparse3d's kernel-map form, NativeBackend(gather=...) (default: auto; 'implicit': the "
+                        "implicit-GEMM CUDA kernels). Not 'auto' adds _<gather> to the JSON name")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
     p.add_argument("--out", type=Path, default=RESULTS, metavar="DIR",
                    help="folder of bm_conv_<device>.json (default: %(default)s)")
@@ -489,12 +502,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     device = torch.device(args.device)
     torch.set_float32_matmul_precision("highest")  # no TF32 in float32 matmuls (cuBLAS: ours and the GEMM rate)
     gemm = gemm_rates(device, args.dtypes, args.warmup)
-    b = Bench(device, args.repeats, args.warmup, gemm, not args.no_memory)
+    b = Bench(device, args.repeats, args.warmup, gemm, not args.no_memory, NativeBackend(gather=args.gather))
     from spconv import constants as sp_constants
 
     payload = {"machine": dict(machine_info(device), spconv=spconv_version()), "device": args.device,
                "gemm_flops": gemm.get("float32"), "gemm_flops_by_dtype": gemm, "repeats": args.repeats,
-               "warmup": args.warmup, "spconv_algo": spconv_algo(device).name,
+               "warmup": args.warmup, "gather": args.gather, "spconv_algo": spconv_algo(device).name,
                "float32_matmul_precision": torch.get_float32_matmul_precision(),
                "spconv_allow_tf32": bool(getattr(sp_constants, "SPCONV_ALLOW_TF32", False)),
                "sizes": args.sizes, "channels": args.channels, "dtypes": args.dtypes, "unet": args.unet,
@@ -504,7 +517,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction)
         payload["peak_mem_note"] = ("peak_mem_*_mib: CUDA caching allocator peak above what was allocated before "
                                     "one forward+backward (kernel maps / spconv pairs already built), MiB")
-    name = f"bm_conv_{args.device}"
+    name = f"bm_conv_{args.device}" + ("" if args.gather == "auto" else f"_{args.gather}")
     for n in args.sizes:
         payload["rows"] += bench_size(n, b, args.channels, args.dtypes, args.unet)
         write_json(name, payload, args.out)  # partial results survive a later crash ("complete": false)

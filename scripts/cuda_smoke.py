@@ -7,6 +7,7 @@ plus pooling, pruning and unions; then checks the results against the CPU. Exits
     compute-sanitizer --tool memcheck --error-exitcode 1 python3 scripts/cuda_smoke.py
     python3 scripts/cuda_smoke.py --voxels 200000   # larger, without the sanitizer
     python scripts/cuda_smoke.py --device cpu      # the same checks of the CPU kernels (no GPU needed)
+    python3 scripts/cuda_smoke.py --gather implicit  # the convs through the implicit-GEMM kernels
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 
 import sparse3d as s3d
 from sparse3d import _ext
+from sparse3d.backends.native import GATHER_MODES, NativeBackend
 from sparse3d.testing import scannet_like_room
 
 
@@ -25,7 +27,11 @@ def main() -> int:
     p.add_argument("--voxels", type=int, default=20_000, help="voxels of the synthetic room (>= 1000)")
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
                    help="device under test, compared with float64 on the CPU (default: cuda)")
+    p.add_argument("--gather", default="auto", choices=GATHER_MODES,
+                   help="the native backend's kernel-map form for the convs under test (default: auto)")
     args = p.parse_args()
+    if args.gather == "implicit" and args.device != "cuda":
+        p.error("--gather implicit runs the implicit-GEMM CUDA kernels: it needs --device cuda")
     C = _ext.load()
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda needs a GPU: torch.cuda.is_available() is False")
@@ -54,15 +60,16 @@ def main() -> int:
         outs = {}
         for run, x in (("reference", x_cpu), ("test", x_test)):
             dev, dt = (("cpu", torch.float64) if run == "reference" else (dev_t, dtype))
+            be = NativeBackend() if run == "reference" else NativeBackend(gather=args.gather)
             torch.manual_seed(2)
             w3 = (torch.randn(27, 16, 32, dtype=torch.float64) / 20).to(dev, dt).requires_grad_(True)
             w2 = (torch.randn(8, 32, 16, dtype=torch.float64) / 20).to(dev, dt).requires_grad_(True)
             f = x.feats.clone().requires_grad_(True)
-            a = s3d.ops.conv3d(x.replace(f), w3, None, 3)  # submanifold
-            b = s3d.ops.conv3d(a, w2, None, 2, 2)  # strided k2 s2, 32 -> 16 channels
+            a = s3d.ops.conv3d(x.replace(f), w3, None, 3, backend=be)  # submanifold
+            b = s3d.ops.conv3d(a, w2, None, 2, 2, backend=be)  # strided k2 s2, 32 -> 16 channels
             w2t = w2.transpose(1, 2).contiguous()
-            c = s3d.ops.conv_transpose3d(b, w2t, None, 2, 2)  # back onto a's coordinates
-            d = s3d.ops.generative_conv_transpose3d(b, w2t, None, 2, 2)
+            c = s3d.ops.conv_transpose3d(b, w2t, None, 2, 2, backend=be)  # back onto a's coordinates
+            d = s3d.ops.generative_conv_transpose3d(b, w2t, None, 2, 2, backend=be)
             u = s3d.ops.add(a, s3d.ops.prune(a, a.coords[:, 1] % 2 == 0))
             e = s3d.ops.avg_pool3d(u, 3, 2)
             m = s3d.ops.max_pool3d(u, 3, 2)  # forward only: which voxel wins a near-tie differs across dtypes
@@ -77,7 +84,7 @@ def main() -> int:
     if problems:
         print(f"{len(problems)} mismatches: {', '.join(problems)}", file=sys.stderr)
         return 1
-    print(f"all {dev_t} results agree with float64 on the CPU")
+    print(f"all {dev_t} results (gather={args.gather}) agree with float64 on the CPU")
     return 0
 
 

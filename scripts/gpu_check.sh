@@ -7,11 +7,12 @@
 #   bash scripts/gpu_check.sh build test        # build (minutes) + the tests that need no Open3D
 #   bash scripts/gpu_check.sh build sanitize    # compute-sanitizer memcheck + racecheck
 #   bash scripts/gpu_check.sh build bench       # benchmarks/bm_conv.py, bm_backends.py, bm_gather.py on CUDA
+#   bash scripts/gpu_check.sh build implicit    # bm_conv.py --gather implicit (the implicit-GEMM kernels)
 # (docs/gpu.md has the whole procedure)
 # `build` is skipped when the machine still holds a CUDA build of the same sources (a warm machine).
 # Logs and JSON results go to $OUT (the device tool's folder that comes back), else out/gpu/.
 #
-# Stages: build | test | sanitize | bench | all (= build test sanitize bench). Exit status: the
+# Stages: build | test | sanitize | bench | implicit | all (= build test sanitize bench implicit). Exit status: the
 # number of failed stages (0 = all passed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,11 +21,11 @@ DEST=${OUT:-out/gpu}
 mkdir -p "$DEST"
 STAGES=("$@")
 [ ${#STAGES[@]} -gt 0 ] || STAGES=(all)
-[ "${STAGES[*]}" = "all" ] && STAGES=(build test sanitize bench)
+[ "${STAGES[*]}" = "all" ] && STAGES=(build test sanitize bench implicit)
 for s in "${STAGES[@]}"; do
   case "$s" in
-    build|test|sanitize|bench) ;;
-    *) echo "[gpu_check] unknown stage '$s' (expected build, test, sanitize, bench or all)" >&2; exit 64 ;;
+    build|test|sanitize|bench|implicit) ;;
+    *) echo "[gpu_check] unknown stage '$s' (expected build, test, sanitize, bench, implicit or all)" >&2; exit 64 ;;
   esac
 done
 
@@ -78,18 +79,20 @@ stage_test() {
   # the test files that need neither Open3D nor trimesh (absent on the GPU machine); the CUDA cases
   # are in test_cuda.py and the device-parametrized tests of the others
   # (a test file that cannot be imported, e.g. spconv broken on this torch, must not stop the others)
-  $PY -m pytest -q -p no:cacheprovider -rs --continue-on-collection-errors tests/test_dense_reference.py tests/test_cuda.py \
+  $PY -m pytest -q -p no:cacheprovider -rs --continue-on-collection-errors tests/test_dense_reference.py tests/test_cuda.py tests/test_implicit_gemm.py \
     tests/test_mixed_precision.py tests/test_backends.py tests/test_conv.py tests/test_kernel_maps.py tests/test_ops.py \
     tests/test_tensor.py tests/test_errors.py tests/test_import.py tests/test_completion_train.py 2>&1 | tee "$DEST/pytest.log"
 }
 
 stage_sanitize() {
-  local rc=0 tool
-  for tool in memcheck racecheck; do
-    echo "[gpu_check] compute-sanitizer --tool $tool"
-    compute-sanitizer --tool "$tool" --error-exitcode 1 $PY scripts/cuda_smoke.py --voxels 3000 \
-      > "$DEST/sanitize_$tool.log" 2>&1 || rc=1
-    tail -n 3 "$DEST/sanitize_$tool.log"
+  local rc=0 tool gather
+  for gather in ${SANITIZE_GATHERS:-auto implicit}; do  # e.g. SANITIZE_GATHERS=implicit
+    for tool in memcheck racecheck; do
+      echo "[gpu_check] compute-sanitizer --tool $tool, convs gather=$gather"
+      compute-sanitizer --tool "$tool" --error-exitcode 1 $PY scripts/cuda_smoke.py --voxels 3000 --gather "$gather" \
+        > "$DEST/sanitize_${tool}_$gather.log" 2>&1 || rc=1
+      tail -n 3 "$DEST/sanitize_${tool}_$gather.log"
+    done
   done
   return $rc
 }
@@ -101,8 +104,13 @@ stage_bench() {
   $PY benchmarks/bm_conv.py --device cuda --out "$DEST" 2>&1 | tee "$DEST/bm_conv_cuda.log" || rc=1
   $PY benchmarks/bm_backends.py --device cuda --out "$DEST/bm_backends_cuda.json" 2>&1 \
     | tee "$DEST/bm_backends_cuda.log" || rc=1
-  $PY benchmarks/bm_gather.py --device cuda --out "$DEST" || rc=1  # cached pair lists vs per-call compaction
+  $PY benchmarks/bm_gather.py --device cuda --out "$DEST" || rc=1  # tables vs pair lists vs implicit GEMM
   return $rc
+}
+
+stage_implicit() {
+  # the spconv comparison again with sparse3d on the implicit-GEMM kernels (bm_conv_cuda_implicit.json)
+  $PY benchmarks/bm_conv.py --device cuda --gather implicit --out "$DEST" 2>&1 | tee "$DEST/bm_conv_cuda_implicit.log"
 }
 
 failed=0

@@ -77,6 +77,7 @@ class _PairTables:
         self._out: Optional[torch.Tensor] = None
         self._in: Optional[torch.Tensor] = None
         self._pairs: Optional[object] = None
+        self._implicit: Optional[Tuple[object, object]] = None
 
     def out(self) -> torch.Tensor:
         if self._out is None:
@@ -101,6 +102,16 @@ class _PairTables:
             self._pairs = _ext.load().conv.pairs(self.out(), self.n_in)
         return self._pairs
 
+    def implicit(self) -> Tuple[object, object]:
+        """(out, in) ``_C.conv.ImplicitTable`` of the conv direction: nbr_out and nbr_in checked
+        against their input rows, each with its rows sorted by active offsets (the implicit-GEMM
+        kernels' form, csrc/conv/implicit_gemm.h)."""
+        if self._implicit is None:
+            nbr_out, nbr_in = self.get()
+            C = _ext.load()
+            self._implicit = (C.conv.implicit_table(nbr_out, self.n_in), C.conv.implicit_table(nbr_in, nbr_out.shape[0]))
+        return self._implicit
+
 
 @dataclass(frozen=True)
 class KernelMap:
@@ -109,6 +120,7 @@ class KernelMap:
     nbr_out: int32 ``[N_out, K]``, input row feeding output row o through offset k, or -1.
     nbr_in:  int32 ``[N_in, K]``, output row fed by input row i through offset k, or -1.
     pairs:   the same pairs as lists per offset (what the CUDA kernels run on).
+    implicit_out / implicit_in: the two tables checked and row-sorted for the implicit-GEMM kernels.
     Each is built on first access (see :class:`_PairTables`).
     """
 
@@ -136,6 +148,18 @@ class KernelMap:
         offset; see csrc/conv/conv_pairs.h), built on first access."""
         p = self.tables.pairs()
         return p.swapped() if self.transposed else p
+
+    @property
+    def implicit_out(self):
+        """``_C.conv.ImplicitTable`` over nbr_out (the forward pass of the implicit-GEMM kernels)."""
+        t = self.tables.implicit()
+        return t[1] if self.transposed else t[0]
+
+    @property
+    def implicit_in(self):
+        """``_C.conv.ImplicitTable`` over nbr_in (their input gradient)."""
+        t = self.tables.implicit()
+        return t[0] if self.transposed else t[1]
 
     def transpose(self) -> "KernelMap":
         """The same pairs with inputs and outputs swapped (for the transposed conv)."""

@@ -9,6 +9,7 @@ import torch
 
 import sparse3d as s3d
 from sparse3d import _ext
+from sparse3d.backends.native import NativeBackend
 from sparse3d.kernel import kernel_offsets
 from sparse3d.testing import allclose_report, dense_conv, gather_dense, random_coords, random_sparse
 
@@ -137,12 +138,79 @@ def test_conv_kernels_edge_cases_and_errors(C):
     assert C.conv.forward(f, w, empty).sum().item() == 0  # device still usable
 
 
+# ---- implicit-GEMM kernels (csrc/conv/implicit_gemm.cuh) ----------------------------------------
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("c_in,c_out", [(1, 1), (3, 5), (16, 32), (37, 70), (64, 64), (128, 128)])
+@pytest.mark.parametrize("kind", ["subm k3", "strided k2 s2", "transposed k2 s2"])
+def test_implicit_gemm_kernels_match_cpu(C, dtype, c_in, c_out, kind):
+    """Forward, input gradient and weight gradient of the implicit-GEMM kernels against the CPU
+    table kernels in float64 (tensor cores for float16/bfloat16, SIMT for float32/float64)."""
+    x = random_sparse(3000, 20, c_in, batch_size=2, seed=c_in)
+    m = x.manager
+    if kind == "subm k3":
+        km = m.kernel_map(x.key, x.key, 3, 1, 1)
+    else:
+        km = m.kernel_map(x.key, m.downsample(x.key, 2, 2), 2, 2, 1)
+        km = km.transpose() if kind.startswith("transposed") else km
+    nbr_out, nbr_in = km.nbr_out, km.nbr_in
+    n_out, k = nbr_out.shape
+    n_in = nbr_in.shape[0]
+    g = torch.Generator().manual_seed(c_out)
+    feats = torch.randn(n_in, c_in, generator=g, dtype=torch.float64)
+    w = torch.randn(k, c_in, c_out, generator=g, dtype=torch.float64)
+    gout = torch.randn(n_out, c_out, generator=g, dtype=torch.float64)
+    wt = w.transpose(1, 2).contiguous()
+    want = C.conv.forward(feats, w, nbr_out)
+    want_in = C.conv.forward(gout, wt, nbr_in)
+    want_gw = C.conv.weight_grad(feats, gout, nbr_out)
+    t_out = C.conv.implicit_table(nbr_out.cuda(), n_in)
+    t_in = C.conv.implicit_table(nbr_in.cuda(), n_out)
+    pairs = C.conv.pairs(nbr_out.cuda(), n_in)
+    tol = DTYPES[dtype]
+    fd, wd, gd = feats.to("cuda", dtype), w.to("cuda", dtype), gout.to("cuda", dtype)
+    got = C.conv.forward_implicit(fd, wd, t_out)
+    assert got.dtype == dtype and got.is_cuda
+    allclose_report(got.double().cpu(), want, tol, rtol=tol, what=f"{kind} forward {dtype}")
+    got_in = C.conv.forward_implicit(gd, wd.transpose(1, 2).contiguous(), t_in)
+    allclose_report(got_in.double().cpu(), want_in, tol, rtol=tol, what=f"{kind} input grad {dtype}")
+    for chunk in (0, 96):
+        got_gw = C.conv.weight_grad_implicit(fd, gd, pairs, chunk)
+        assert got_gw.dtype == dtype
+        allclose_report(got_gw.double().cpu(), want_gw, tol * 10, rtol=tol, what=f"{kind} weight grad {dtype}")
+    # deterministic: no atomics anywhere
+    assert torch.equal(C.conv.forward_implicit(fd, wd, t_out), got)
+    assert torch.equal(C.conv.weight_grad_implicit(fd, gd, pairs, 96), got_gw)
+    if dtype == torch.float32 and c_in * c_out <= 64 * 64:  # the CPU emulation of the same source agrees
+        emu = C.conv.forward_implicit_emulated(feats.float(), w.float(), C.conv.implicit_table(nbr_out, n_in))
+        allclose_report(got.cpu(), emu, 1e-4, rtol=1e-5, what="CUDA vs emulated forward")
+
+
+def test_implicit_gemm_edge_cases_and_errors(C):
+    f = torch.randn(3, 2, device="cuda")
+    w = torch.randn(27, 2, 4, device="cuda")
+    empty = torch.full((5, 27), -1, dtype=torch.int32, device="cuda")
+    t = C.conv.implicit_table(empty, 3)
+    assert torch.equal(C.conv.forward_implicit(f, w, t), torch.zeros(5, 4, device="cuda"))
+    p = C.conv.pairs(empty, 3)
+    assert torch.equal(C.conv.weight_grad_implicit(f, torch.ones(5, 4, device="cuda"), p),
+                       torch.zeros(27, 2, 4, device="cuda"))
+    assert C.conv.forward_implicit(f, w, C.conv.implicit_table(empty[:0], 3)).shape == (0, 4)
+    with pytest.raises(ValueError, match="N_in"):
+        C.conv.implicit_table(torch.full((5, 27), 7, dtype=torch.int32, device="cuda"), 3)
+    with pytest.raises(ValueError, match="table's device"):
+        C.conv.forward_implicit(f, w, C.conv.implicit_table(empty.cpu(), 3))
+    with pytest.raises(TypeError, match="dtype"):
+        C.conv.forward_implicit(f.double(), w, t)
+    assert C.conv.forward_implicit(f, w, t).sum().item() == 0  # device still usable
+
+
 # ---- end to end against the dense reference ---------------------------------------------------
 CASES = [(k, s, d) for k, s, d in itertools.product([1, 2, 3, 5], [1, 2], [1, 2]) if k * d <= 6]
 
 
+@pytest.mark.parametrize("gather", ["auto", "implicit"])
 @pytest.mark.parametrize("i,case", list(enumerate(CASES)))
-def test_conv3d_cuda_matches_dense(C, i, case):
+def test_conv3d_cuda_matches_dense(C, i, case, gather):
     k, s, d = case
     margin = k * d + 1
     spatial = 2 * margin + 6
@@ -151,7 +219,7 @@ def test_conv3d_cuda_matches_dense(C, i, case):
     w = torch.randn(k**3, 3, 4, generator=g, dtype=torch.float64)
     feats = x.feats.clone().requires_grad_(True)
     wt = w.cuda().requires_grad_(True)
-    y = s3d.ops.conv3d(x.replace(feats), wt, None, k, s, d, backend="native")
+    y = s3d.ops.conv3d(x.replace(feats), wt, None, k, s, d, backend=NativeBackend(gather=gather))
     assert y.feats.is_cuda
 
     xc = random_sparse(80, spatial, 3, batch_size=2, margin=margin, seed=i)
@@ -230,16 +298,18 @@ def test_pooling_pruning_and_unions_match_cpu(C):
     assert [len(t) for t in xg.split()] == [len(t) for t in xc.split()]
 
 
-def test_unet_forward_backward_matches_cpu(C):
+@pytest.mark.parametrize("gather", ["auto", "implicit"])
+def test_unet_forward_backward_matches_cpu(C, gather):
     """A 3-level U-Net (every layer kind of sparse3d.nn) on CUDA equals the CPU run, float64."""
     S = s3d.nn
 
-    def net():
+    def net(b="native"):
         torch.manual_seed(0)
         return torch.nn.ModuleDict(dict(
-            stem=S.SubMConv3d(3, 8, 3), bn=S.BatchNorm(8), act=S.ReLU(), down=S.Conv3d(8, 16, 2, 2),
-            mid=S.SubMConv3d(16, 16, 3), up=S.ConvTranspose3d(16, 8, 2, 2), grow=S.GenerativeConvTranspose3d(16, 4, 2, 2),
-            pool=S.MaxPool3d(2, 2), head=S.SubMConv3d(16, 2, 1))).double()
+            stem=S.SubMConv3d(3, 8, 3, backend=b), bn=S.BatchNorm(8), act=S.ReLU(), down=S.Conv3d(8, 16, 2, 2, backend=b),
+            mid=S.SubMConv3d(16, 16, 3, backend=b), up=S.ConvTranspose3d(16, 8, 2, 2, backend=b),
+            grow=S.GenerativeConvTranspose3d(16, 4, 2, 2, backend=b),
+            pool=S.MaxPool3d(2, 2), head=S.SubMConv3d(16, 2, 1, backend=b))).double()
 
     def run(m, x):
         a = m["act"](m["bn"](m["stem"](x)))
@@ -250,7 +320,7 @@ def test_unet_forward_backward_matches_cpu(C):
         return y, g
 
     xc, xg = _pair(seed=21)
-    mc, mg = net(), net().cuda()
+    mc, mg = net(), net(NativeBackend(gather=gather)).cuda()
     yc, gc = run(mc, xc)
     yg, gg = run(mg, xg)
     _same(yc, yg, "U-Net output")

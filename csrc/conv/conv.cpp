@@ -59,11 +59,13 @@ at::Tensor conv_weight_grad(const at::Tensor& feats, const at::Tensor& grad_out,
 
 }  // namespace s3d
 
-void init_conv_pairs(pybind11::module_& m);  // conv_pairs.cpp
+void init_conv_pairs(pybind11::module_& m);     // conv_pairs.cpp
+void init_implicit_gemm(pybind11::module_& m);  // implicit_gemm.cpp
 
 void init_conv(pybind11::module_& m) {
   namespace py = pybind11;
   init_conv_pairs(m);
+  init_implicit_gemm(m);
   m.def("forward", &s3d::conv_forward, py::arg("feats"), py::arg("weight"), py::arg("nbr"), py::arg("tile") = 2048,
         "feats [N_in, C_in], weight [K, C_in, C_out], nbr int32 [N_out, K] -> [N_out, C_out]");
   m.def("weight_grad", &s3d::conv_weight_grad, py::arg("feats"), py::arg("grad_out"), py::arg("nbr"),

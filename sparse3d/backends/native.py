@@ -8,16 +8,18 @@ from sparse3d import _ext
 from sparse3d.backends.base import NeighborTableBackend
 from sparse3d.coords import CoordinateManager, KernelMap
 
-GATHER_MODES = ("auto", "tables", "pairs")
+GATHER_MODES = ("auto", "tables", "pairs", "implicit")
 
 
 class NativeBackend(NeighborTableBackend):
-    """sparse3d's kernels, over one of two forms of the kernel map.
+    """sparse3d's kernels, over one of three forms of the kernel map.
 
     ``gather="tables"``: tiled gather-GEMM-scatter over the neighbor tables (csrc/conv/conv_cpu.cpp;
     the CPU's fast path). ``gather="pairs"``: per-offset pair lists built once per kernel map and
-    shared by the forward and both backward passes (csrc/conv/conv_pairs.h; the CUDA kernels' form,
-    an ATen loop on the CPU). ``"auto"`` (default): pairs for CUDA tensors, tables for CPU tensors.
+    shared by the forward and both backward passes (csrc/conv/conv_pairs.h; gather + cuBLAS GEMM +
+    scatter per offset on CUDA, an ATen loop on the CPU). ``gather="implicit"``: implicit-GEMM CUDA
+    kernels that fuse the gather into the GEMM tiles (csrc/conv/implicit_gemm.cuh; CUDA tensors
+    only). ``"auto"`` (default): pairs for CUDA tensors, tables for CPU tensors.
     ``tile`` is the number of output rows one CPU thread handles at a time (tables only).
     """
 
@@ -33,6 +35,11 @@ class NativeBackend(NeighborTableBackend):
 
     def conv(self, feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, op: str,
              manager: CoordinateManager) -> torch.Tensor:
+        if self.gather == "implicit":
+            if not feats.is_cuda:
+                raise ValueError("NativeBackend(gather='implicit') runs the implicit-GEMM CUDA kernels and takes "
+                                 f"CUDA tensors, got feats on {feats.device}; use gather='tables' or 'auto' on the CPU")
+            return _ImplicitConv.apply(feats, weight, kmap)
         use_pairs = self.gather == "pairs" or (self.gather == "auto" and feats.is_cuda)
         if use_pairs:
             return _PairsConv.apply(feats, weight, kmap.pairs)
@@ -69,4 +76,29 @@ class _PairsConv(torch.autograd.Function):
             grad_feats = C.conv.forward_pairs(grad_out, weight.transpose(1, 2).contiguous(), ctx.pairs.swapped())
         if ctx.needs_input_grad[1]:
             grad_weight = C.conv.weight_grad_pairs(feats.contiguous(), grad_out, ctx.pairs)
+        return grad_feats, grad_weight, None
+
+
+class _ImplicitConv(torch.autograd.Function):
+    """feats ``[N_in, C_in]``, weight ``[K, C_in, C_out]``, KernelMap -> ``[N_out, C_out]``: the forward
+    pass over the output-side table, the input gradient over the input-side table with the
+    transposed weight, the weight gradient over the pair lists."""
+
+    @staticmethod
+    def forward(ctx, feats, weight, kmap):  # type: ignore[override]
+        ctx.save_for_backward(feats, weight)
+        ctx.kmap = kmap
+        return _ext.load().conv.forward_implicit(feats.contiguous(), weight.contiguous(), kmap.implicit_out)
+
+    @staticmethod
+    @once_differentiable  # the kernels are opaque to autograd: double backward raises instead of being wrong
+    def backward(ctx, grad_out):  # type: ignore[override]
+        feats, weight = ctx.saved_tensors
+        C = _ext.load()
+        grad_out = grad_out.contiguous()
+        grad_feats = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            grad_feats = C.conv.forward_implicit(grad_out, weight.transpose(1, 2).contiguous(), ctx.kmap.implicit_in)
+        if ctx.needs_input_grad[1]:
+            grad_weight = C.conv.weight_grad_implicit(feats.contiguous(), grad_out, ctx.kmap.pairs)
         return grad_feats, grad_weight, None
