@@ -77,7 +77,7 @@ class _PairTables:
         self._out: Optional[torch.Tensor] = None
         self._in: Optional[torch.Tensor] = None
         self._pairs: Optional[object] = None
-        self._implicit: Optional[Tuple[object, object]] = None
+        self._implicit: Dict[str, object] = {}
 
     def out(self) -> torch.Tensor:
         if self._out is None:
@@ -102,15 +102,16 @@ class _PairTables:
             self._pairs = _ext.load().conv.pairs(self.out(), self.n_in)
         return self._pairs
 
-    def implicit(self) -> Tuple[object, object]:
-        """(out, in) ``_C.conv.ImplicitTable`` of the conv direction: nbr_out and nbr_in checked
-        against their input rows, each with its rows sorted by active offsets (the implicit-GEMM
-        kernels' form, csrc/conv/implicit_gemm.h)."""
-        if self._implicit is None:
-            nbr_out, nbr_in = self.get()
+    def implicit(self, side: str):
+        """``_C.conv.ImplicitTable`` of the conv direction's ``side`` ("out": nbr_out, "in": nbr_in),
+        checked against its input rows and with its rows sorted by active offsets (the
+        implicit-GEMM kernels' form, csrc/conv/implicit_gemm.h); each side built on first use."""
+        if side not in self._implicit:
+            nbr_out, nbr_in = (self.out(), None) if side == "out" else self.get()
             C = _ext.load()
-            self._implicit = (C.conv.implicit_table(nbr_out, self.n_in), C.conv.implicit_table(nbr_in, nbr_out.shape[0]))
-        return self._implicit
+            self._implicit[side] = (C.conv.implicit_table(nbr_out, self.n_in) if side == "out"
+                                    else C.conv.implicit_table(nbr_in, nbr_out.shape[0]))
+        return self._implicit[side]
 
 
 @dataclass(frozen=True)
@@ -152,14 +153,12 @@ class KernelMap:
     @property
     def implicit_out(self):
         """``_C.conv.ImplicitTable`` over nbr_out (the forward pass of the implicit-GEMM kernels)."""
-        t = self.tables.implicit()
-        return t[1] if self.transposed else t[0]
+        return self.tables.implicit("in" if self.transposed else "out")
 
     @property
     def implicit_in(self):
         """``_C.conv.ImplicitTable`` over nbr_in (their input gradient)."""
-        t = self.tables.implicit()
-        return t[0] if self.transposed else t[1]
+        return self.tables.implicit("out" if self.transposed else "in")
 
     def transpose(self) -> "KernelMap":
         """The same pairs with inputs and outputs swapped (for the transposed conv)."""
