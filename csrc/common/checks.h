@@ -14,3 +14,10 @@
 #define S3D_NO_CUDA(name)                                                                     \
   TORCH_CHECK(false, name ": got CUDA tensors, but sparse3d was built without CUDA; rebuild with " \
               "FORCE_CUDA=1 pip install --no-build-isolation -e .")
+
+// The conv kernels' feature dtypes.
+inline void s3d_check_float(const at::Tensor& t, const char* name) {
+  const at::ScalarType st = t.scalar_type();
+  TORCH_CHECK_TYPE(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16, name,
+                   " must be float64, float32, float16 or bfloat16, got ", st);
+}

@@ -57,12 +57,6 @@ static void check_pairs(const ConvPairs& p, const at::Tensor& feats, const char*
                     ", got ", feats.device());
 }
 
-static void check_float(const at::Tensor& t, const char* name) {
-  const at::ScalarType st = t.scalar_type();
-  TORCH_CHECK_TYPE(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16, name,
-                   " must be float64, float32, float16 or bfloat16, got ", st);
-}
-
 at::Tensor conv_forward_pairs(const at::Tensor& feats, const at::Tensor& weight, const ConvPairs& p) {
   const NoAutocast no_autocast;
   S3D_CHECK_DIM(feats, 2);
@@ -72,7 +66,7 @@ at::Tensor conv_forward_pairs(const at::Tensor& feats, const at::Tensor& weight,
                     p.num_offsets(), ", C_in=", feats.size(1), ", C_out], got ", weight.sizes());
   TORCH_CHECK_TYPE(feats.scalar_type() == weight.scalar_type(), "feats and weight must have one dtype, got ",
                    feats.scalar_type(), " and ", weight.scalar_type());
-  check_float(feats, "feats");
+  s3d_check_float(feats, "feats");
   S3D_CHECK_SAME_DEVICE(feats, weight);
   if (feats.is_cuda()) {
 #ifdef WITH_CUDA
@@ -93,7 +87,7 @@ at::Tensor conv_weight_grad_pairs(const at::Tensor& feats, const at::Tensor& gra
                     " rows (the pairs' outputs), got ", grad_out.sizes());
   TORCH_CHECK_TYPE(feats.scalar_type() == grad_out.scalar_type(), "feats and grad_out must have one dtype, got ",
                    feats.scalar_type(), " and ", grad_out.scalar_type());
-  check_float(feats, "feats");
+  s3d_check_float(feats, "feats");
   S3D_CHECK_SAME_DEVICE(feats, grad_out);
   if (feats.is_cuda()) {
 #ifdef WITH_CUDA

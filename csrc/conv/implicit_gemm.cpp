@@ -62,12 +62,6 @@ at::Tensor reduce_chunks(const at::Tensor& partial, const at::Tensor& chunks, in
   return out;
 }
 
-static void check_float(const at::Tensor& t, const char* name) {
-  const at::ScalarType st = t.scalar_type();
-  TORCH_CHECK_TYPE(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16, name,
-                   " must be float64, float32, float16 or bfloat16, got ", st);
-}
-
 static void check_forward(const at::Tensor& feats, const at::Tensor& weight, const ImplicitTable& t) {
   S3D_CHECK_DIM(feats, 2);
   S3D_CHECK_DIM(weight, 3);
@@ -80,7 +74,7 @@ static void check_forward(const at::Tensor& feats, const at::Tensor& weight, con
                     " offsets (the table's columns), got shape ", weight.sizes());
   TORCH_CHECK_TYPE(feats.scalar_type() == weight.scalar_type(), "feats and weight must have one dtype, got ",
                    feats.scalar_type(), " and ", weight.scalar_type());
-  check_float(feats, "feats");
+  s3d_check_float(feats, "feats");
   S3D_CHECK_SAME_DEVICE(feats, weight);
   TORCH_CHECK_VALUE(feats.device() == t.nbr.device(), "feats must be on the table's device ", t.nbr.device(),
                     ", got ", feats.device());
@@ -96,7 +90,7 @@ static void check_weight_grad(const at::Tensor& feats, const at::Tensor& grad_ou
                     " rows (the pairs' outputs), got ", grad_out.sizes());
   TORCH_CHECK_TYPE(feats.scalar_type() == grad_out.scalar_type(), "feats and grad_out must have one dtype, got ",
                    feats.scalar_type(), " and ", grad_out.scalar_type());
-  check_float(feats, "feats");
+  s3d_check_float(feats, "feats");
   S3D_CHECK_SAME_DEVICE(feats, grad_out);
   TORCH_CHECK_VALUE(feats.device() == p.src.device(), "feats must be on the pairs' device ", p.src.device(),
                     ", got ", feats.device());

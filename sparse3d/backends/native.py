@@ -39,10 +39,10 @@ class NativeBackend(NeighborTableBackend):
             if not feats.is_cuda:
                 raise ValueError("NativeBackend(gather='implicit') runs the implicit-GEMM CUDA kernels and takes "
                                  f"CUDA tensors, got feats on {feats.device}; use gather='tables' or 'auto' on the CPU")
-            return _ImplicitConv.apply(feats, weight, kmap)
+            return _FormConv.apply(feats, weight, _ImplicitForm(kmap))
         use_pairs = self.gather == "pairs" or (self.gather == "auto" and feats.is_cuda)
         if use_pairs:
-            return _PairsConv.apply(feats, weight, kmap.pairs)
+            return _FormConv.apply(feats, weight, _PairsForm(kmap))
         return super().conv(feats, weight, kmap, op, manager)
 
     def forward(self, feats: torch.Tensor, weight: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor:
@@ -55,50 +55,59 @@ class NativeBackend(NeighborTableBackend):
         return f"<sparse3d backend 'native' gather={self.gather!r}>"
 
 
-class _PairsConv(torch.autograd.Function):
-    """feats ``[N_in, C_in]``, weight ``[K, C_in, C_out]``, ConvPairs -> ``[N_out, C_out]``; the input
-    gradient runs the swapped pairs with the transposed weight, the weight gradient the same pairs."""
+class _PairsForm:
+    """Pair lists: the forward pass and the weight gradient over the pairs, the input gradient over
+    the swapped pairs (csrc/conv/conv_pairs.h)."""
+
+    def __init__(self, kmap: KernelMap) -> None:
+        self.pairs = kmap.pairs
+
+    def forward(self, feats, weight):
+        return _ext.load().conv.forward_pairs(feats, weight, self.pairs)
+
+    def input_grad(self, grad_out, weight_t):
+        return _ext.load().conv.forward_pairs(grad_out, weight_t, self.pairs.swapped())
+
+    def weight_grad(self, feats, grad_out):
+        return _ext.load().conv.weight_grad_pairs(feats, grad_out, self.pairs)
+
+
+class _ImplicitForm:
+    """Implicit GEMM: the forward pass over the output-side table, the input gradient over the
+    input-side table, the weight gradient over the pair lists (csrc/conv/implicit_gemm.h)."""
+
+    def __init__(self, kmap: KernelMap) -> None:
+        self.kmap = kmap
+
+    def forward(self, feats, weight):
+        return _ext.load().conv.forward_implicit(feats, weight, self.kmap.implicit_out)
+
+    def input_grad(self, grad_out, weight_t):
+        return _ext.load().conv.forward_implicit(grad_out, weight_t, self.kmap.implicit_in)
+
+    def weight_grad(self, feats, grad_out):
+        return _ext.load().conv.weight_grad_implicit(feats, grad_out, self.kmap.pairs)
+
+
+class _FormConv(torch.autograd.Function):
+    """feats ``[N_in, C_in]``, weight ``[K, C_in, C_out]``, a kernel-map form (_PairsForm or
+    _ImplicitForm) -> ``[N_out, C_out]``; the input gradient is the form's transposed pass with the
+    transposed weight ``[K, C_out, C_in]``."""
 
     @staticmethod
-    def forward(ctx, feats, weight, pairs):  # type: ignore[override]
+    def forward(ctx, feats, weight, form):  # type: ignore[override]
         ctx.save_for_backward(feats, weight)
-        ctx.pairs = pairs
-        return _ext.load().conv.forward_pairs(feats.contiguous(), weight.contiguous(), pairs)
+        ctx.form = form
+        return form.forward(feats.contiguous(), weight.contiguous())
 
     @staticmethod
     @once_differentiable  # the kernels are opaque to autograd: double backward raises instead of being wrong
     def backward(ctx, grad_out):  # type: ignore[override]
         feats, weight = ctx.saved_tensors
-        C = _ext.load()
         grad_out = grad_out.contiguous()
         grad_feats = grad_weight = None
         if ctx.needs_input_grad[0]:
-            grad_feats = C.conv.forward_pairs(grad_out, weight.transpose(1, 2).contiguous(), ctx.pairs.swapped())
+            grad_feats = ctx.form.input_grad(grad_out, weight.transpose(1, 2).contiguous())
         if ctx.needs_input_grad[1]:
-            grad_weight = C.conv.weight_grad_pairs(feats.contiguous(), grad_out, ctx.pairs)
-        return grad_feats, grad_weight, None
-
-
-class _ImplicitConv(torch.autograd.Function):
-    """feats ``[N_in, C_in]``, weight ``[K, C_in, C_out]``, KernelMap -> ``[N_out, C_out]``: the forward
-    pass over the output-side table, the input gradient over the input-side table with the
-    transposed weight, the weight gradient over the pair lists."""
-
-    @staticmethod
-    def forward(ctx, feats, weight, kmap):  # type: ignore[override]
-        ctx.save_for_backward(feats, weight)
-        ctx.kmap = kmap
-        return _ext.load().conv.forward_implicit(feats.contiguous(), weight.contiguous(), kmap.implicit_out)
-
-    @staticmethod
-    @once_differentiable  # the kernels are opaque to autograd: double backward raises instead of being wrong
-    def backward(ctx, grad_out):  # type: ignore[override]
-        feats, weight = ctx.saved_tensors
-        C = _ext.load()
-        grad_out = grad_out.contiguous()
-        grad_feats = grad_weight = None
-        if ctx.needs_input_grad[0]:
-            grad_feats = C.conv.forward_implicit(grad_out, weight.transpose(1, 2).contiguous(), ctx.kmap.implicit_in)
-        if ctx.needs_input_grad[1]:
-            grad_weight = C.conv.weight_grad_implicit(feats.contiguous(), grad_out, ctx.kmap.pairs)
+            grad_weight = ctx.form.weight_grad(feats.contiguous(), grad_out)
         return grad_feats, grad_weight, None
