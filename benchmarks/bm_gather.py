@@ -24,10 +24,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, machine_info, median_time, print_table, write_json  # noqa: E402
 
 import sparse3d as s3d  # noqa: E402
+from sparse3d import _ext  # noqa: E402
 from sparse3d.backends.native import NativeBackend  # noqa: E402
 from sparse3d.testing import scannet_like_room  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def tile_work(nbr: torch.Tensor, rows: torch.Tensor, tile: int = 64) -> float:
+    """The implicit-GEMM kernels' tensor-core work with output rows visited in ``rows`` order: rows
+    computed (tile rows x offsets active in some row of the tile) over useful rows (active pairs)."""
+    t = nbr[rows] >= 0
+    t = torch.cat([t, t.new_zeros((-len(t)) % tile, t.shape[1])]).reshape(-1, tile, t.shape[1])
+    return float(t.any(1).sum()) * tile / max(int((nbr >= 0).sum()), 1)
 
 
 def main() -> None:
@@ -79,13 +88,20 @@ def main() -> None:
             if "implicit" in forms:
                 r["implicit_over_pairs"] = times["implicit"] / times["pairs"]
             rows.append(r)
+    x0 = s3d.SparseTensor(coords, torch.empty(len(coords), 1, device=dev))
+    nbr = x0.manager.kernel_map(x0.key, x0.key, 3, 1).nbr_out.cpu()
+    order = _ext.load().conv.implicit_table(nbr, len(coords)).order
+    work = {"table_order": tile_work(nbr, torch.arange(len(nbr))), "offset_mask_sorted": tile_work(nbr, order)}
+    print(f"implicit GEMM, 64-row tiles: rows computed / useful rows = {work['table_order']:.3f} in table order, "
+          f"{work['offset_mask_sorted']:.3f} sorted by active-offset mask")
     heads = ["voxels", "C", "dtype"] + [f"{g_} ms" for g_ in forms] + ["pairs / tables"]
     heads += ["implicit / pairs"] if "implicit" in forms else []
     print_table(heads, [(r["voxels"], r["channels"], r["dtype"], *[r[f"{g_}_s"] * 1e3 for g_ in forms],
                          r["pairs_over_tables"], *([r["implicit_over_pairs"]] if "implicit" in forms else []))
                         for r in rows])
     path = write_json(f"bm_gather_{a.device}", {"machine": machine_info(dev), "case": "subm k3 fwd+bwd",
-                                               "repeats": a.repeats, "rows": rows}, a.out)
+                                               "repeats": a.repeats, "rows": rows,
+                                               "implicit_tile_work": work}, a.out)
     print(f"wrote {path}")
 
 

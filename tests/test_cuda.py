@@ -180,7 +180,7 @@ def test_implicit_gemm_kernels_match_cpu(C, dtype, c_in, c_out, kind):
     # deterministic: no atomics anywhere
     assert torch.equal(C.conv.forward_implicit(fd, wd, t_out), got)
     assert torch.equal(C.conv.weight_grad_implicit(fd, gd, pairs, 96), got_gw)
-    if dtype == torch.float32 and c_in * c_out <= 64 * 64:  # the CPU emulation of the same source agrees
+    if dtype == torch.float32 and (c_in, c_out) == (37, 70):  # the CPU emulation of the same source agrees
         emu = C.conv.forward_implicit_emulated(feats.float(), w.float(), C.conv.implicit_table(nbr_out, n_in))
         allclose_report(got.cpu(), emu, 1e-4, rtol=1e-5, what="CUDA vs emulated forward")
 

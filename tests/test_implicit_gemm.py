@@ -59,6 +59,20 @@ def test_emulated_forward_and_input_grad_match_table_kernels(C, name, km, dtype)
     allclose_report(got_in.double(), want_in, TOL[dtype], rtol=TOL[dtype], what=f"{name} input grad {dtype}")
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_emulated_forward_in_table_order(C, dtype):
+    """Rows visited in table order (sort_rows=False): the same result as the sorted visit."""
+    name, km = MAPS[0]
+    n_in, k = km.nbr_in.shape[0], km.nbr_out.shape[1]
+    g = torch.Generator().manual_seed(5)
+    f = torch.randn(n_in, 20, generator=g).to(dtype)
+    w = torch.randn(k, 20, 9, generator=g).to(dtype)
+    plain = C.conv.forward_implicit_emulated(f, w, C.conv.implicit_table(km.nbr_out, n_in, sort_rows=False))
+    want = C.conv.forward(f.double(), w.double(), km.nbr_out)
+    allclose_report(plain.double(), want, TOL[dtype], rtol=TOL[dtype], what=f"{name} table order {dtype}")
+    assert torch.equal(plain, C.conv.forward_implicit_emulated(f, w, km.implicit_out))  # per-row sums: same order
+
+
 @pytest.mark.parametrize("dtype", list(TOL))
 @pytest.mark.parametrize("chunk", [0, 32, 50])
 def test_emulated_weight_grad_matches_pair_kernels(C, dtype, chunk):
