@@ -78,8 +78,7 @@ at::Tensor conv_forward_pairs(const at::Tensor& feats, const at::Tensor& weight,
   return conv_forward_pairs_generic(feats.contiguous(), weight.contiguous(), p);
 }
 
-at::Tensor conv_weight_grad_pairs(const at::Tensor& feats, const at::Tensor& grad_out, const ConvPairs& p) {
-  const NoAutocast no_autocast;
+void check_weight_grad_pairs_args(const at::Tensor& feats, const at::Tensor& grad_out, const ConvPairs& p) {
   S3D_CHECK_DIM(feats, 2);
   S3D_CHECK_DIM(grad_out, 2);
   check_pairs(p, feats, "feats");
@@ -89,6 +88,11 @@ at::Tensor conv_weight_grad_pairs(const at::Tensor& feats, const at::Tensor& gra
                    feats.scalar_type(), " and ", grad_out.scalar_type());
   s3d_check_float(feats, "feats");
   S3D_CHECK_SAME_DEVICE(feats, grad_out);
+}
+
+at::Tensor conv_weight_grad_pairs(const at::Tensor& feats, const at::Tensor& grad_out, const ConvPairs& p) {
+  const NoAutocast no_autocast;
+  check_weight_grad_pairs_args(feats, grad_out, p);
   if (feats.is_cuda()) {
 #ifdef WITH_CUDA
     return conv_weight_grad_pairs_cuda(feats.contiguous(), grad_out.contiguous(), p);

@@ -31,6 +31,10 @@ at::Tensor conv_forward_pairs(const at::Tensor& feats, const at::Tensor& weight,
 // feats [N_in, C_in], grad_out [N_out, C_out] -> [K, C_in, C_out].
 at::Tensor conv_weight_grad_pairs(const at::Tensor& feats, const at::Tensor& grad_out, const ConvPairs& p);
 
+// The argument checks of a weight gradient over pairs (shapes, dtypes, devices); raises ValueError /
+// TypeError naming the argument. Shared by the pair-list and implicit-GEMM weight gradients.
+void check_weight_grad_pairs_args(const at::Tensor& feats, const at::Tensor& grad_out, const ConvPairs& p);
+
 at::Tensor conv_forward_pairs_generic(const at::Tensor& feats, const at::Tensor& weight, const ConvPairs& p);
 at::Tensor conv_weight_grad_pairs_generic(const at::Tensor& feats, const at::Tensor& grad_out, const ConvPairs& p);
 #ifdef WITH_CUDA

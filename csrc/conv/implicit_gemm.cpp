@@ -80,22 +80,6 @@ static void check_forward(const at::Tensor& feats, const at::Tensor& weight, con
                     ", got ", feats.device());
 }
 
-static void check_weight_grad(const at::Tensor& feats, const at::Tensor& grad_out, const ConvPairs& p) {
-  S3D_CHECK_DIM(feats, 2);
-  S3D_CHECK_DIM(grad_out, 2);
-  TORCH_CHECK_VALUE(p.src.defined() && p.dst.defined() && p.begin.defined(), "pairs is not initialised");
-  TORCH_CHECK_VALUE(feats.size(0) == p.n_in, "feats must have N_in = ", p.n_in, " rows (the pairs' inputs), got ",
-                    feats.sizes());
-  TORCH_CHECK_VALUE(grad_out.size(0) == p.n_out, "grad_out must have N_out = ", p.n_out,
-                    " rows (the pairs' outputs), got ", grad_out.sizes());
-  TORCH_CHECK_TYPE(feats.scalar_type() == grad_out.scalar_type(), "feats and grad_out must have one dtype, got ",
-                   feats.scalar_type(), " and ", grad_out.scalar_type());
-  s3d_check_float(feats, "feats");
-  S3D_CHECK_SAME_DEVICE(feats, grad_out);
-  TORCH_CHECK_VALUE(feats.device() == p.src.device(), "feats must be on the pairs' device ", p.src.device(),
-                    ", got ", feats.device());
-}
-
 static void require_cuda(const at::Tensor& feats, const char* name) {
   TORCH_CHECK_VALUE(feats.is_cuda(), name, " runs the implicit-GEMM CUDA kernels and takes CUDA tensors, got ",
                     feats.device(), " (CPU tensors: conv.forward / conv.weight_grad; ", name,
@@ -116,7 +100,7 @@ at::Tensor conv_forward_implicit(const at::Tensor& feats, const at::Tensor& weig
 at::Tensor conv_weight_grad_implicit(const at::Tensor& feats, const at::Tensor& grad_out, const ConvPairs& p,
                                      int64_t chunk) {
   const NoAutocast no_autocast;
-  check_weight_grad(feats, grad_out, p);
+  check_weight_grad_pairs_args(feats, grad_out, p);
   require_cuda(feats, "conv.weight_grad_implicit");
 #ifdef WITH_CUDA
   return conv_weight_grad_implicit_cuda(feats.contiguous(), grad_out.contiguous(), p,
@@ -137,7 +121,7 @@ at::Tensor conv_forward_implicit_emulated(const at::Tensor& feats, const at::Ten
 at::Tensor conv_weight_grad_implicit_emulated(const at::Tensor& feats, const at::Tensor& grad_out,
                                               const ConvPairs& p, int64_t chunk) {
   const NoAutocast no_autocast;
-  check_weight_grad(feats, grad_out, p);
+  check_weight_grad_pairs_args(feats, grad_out, p);
   TORCH_CHECK_VALUE(!feats.is_cuda(), "conv.weight_grad_implicit_emulated takes CPU tensors, got ", feats.device());
   return conv_weight_grad_implicit_emu(feats.contiguous(), grad_out.contiguous(), p,
                                        implicit_chunks(p, chunk, feats.size(1), grad_out.size(1)));
