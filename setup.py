@@ -3,11 +3,38 @@
 C++ (with OpenMP) is always built. CUDA sources (csrc/**/*_cuda.cu) are added when
 FORCE_CUDA=1, or when torch is a CUDA build and CUDA_HOME is found; the macro
 WITH_CUDA then enables the CUDA dispatch in the C++ headers.
+
+CUDA_HOME, when not set, is the toolkit of the `nvcc` on PATH (its TOP, which nvcc reports): torch
+would guess the parent of nvcc's folder, which is wrong where nvcc is a wrapper script such as
+/usr/local/bin/nvcc, and the link then fails on -lcudart after the whole compile.
 """
 import glob
 import os
+import shutil
+import subprocess
 
 from setuptools import find_packages, setup
+
+
+def _nvcc_toolkit_root():
+    """The CUDA toolkit root that the nvcc on PATH compiles with, or None without nvcc."""
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        return None
+    cmd = [nvcc, "-v", "--dryrun", "-x", "cu", "-c", os.devnull, "-o", os.devnull]
+    run = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    for line in (run.stdout + run.stderr).splitlines():
+        if line.startswith("#$ TOP="):
+            return os.path.realpath(line.split("=", 1)[1].strip())
+    return None
+
+
+if os.environ.get("FORCE_CPU", "0") != "1" and not (os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")):
+    _root = _nvcc_toolkit_root()
+    if _root is not None:
+        os.environ["CUDA_HOME"] = _root  # read by torch.utils.cpp_extension when it is imported
+        print(f"sparse3d setup: CUDA_HOME={_root} (the toolkit of {shutil.which('nvcc')})")
+
 from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
 import torch
 
@@ -20,6 +47,16 @@ def _want_cuda() -> bool:
     return torch.version.cuda is not None and CUDA_HOME is not None and os.environ.get("FORCE_CPU", "0") != "1"
 
 
+def _check_cudart():
+    """Fail before compiling when CUDA_HOME has no libcudart to link against."""
+    libs = [os.path.join(CUDA_HOME or "", d, "libcudart.so") for d in ("lib64", "lib")]
+    if CUDA_HOME is None or not any(os.path.exists(p) for p in libs):
+        raise RuntimeError(
+            f"FORCE_CUDA=1 / CUDA build: CUDA_HOME={CUDA_HOME!r} has no lib64/libcudart.so or lib/libcudart.so; "
+            "set CUDA_HOME to the CUDA toolkit root (the folder holding bin/nvcc and lib64/)"
+        )
+
+
 def extensions():
     cpp = sorted(glob.glob(os.path.join("csrc", "**", "*.cpp"), recursive=True))
     # the C++ standard is torch's own choice (cpp_extension adds it: C++20 for torch 2.13, whose headers
@@ -27,6 +64,7 @@ def extensions():
     cxx_flags = ["-O3", "-fopenmp"]
     define_macros = []
     if _want_cuda():
+        _check_cudart()
         cu = sorted(glob.glob(os.path.join("csrc", "**", "*.cu"), recursive=True))
         define_macros.append(("WITH_CUDA", None))
         return [
