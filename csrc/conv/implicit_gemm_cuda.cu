@@ -160,7 +160,9 @@ at::Tensor conv_weight_grad_implicit_cuda(const at::Tensor& feats, const at::Ten
     const int64_t tiles = ((c_in + kBM - 1) / kBM) * ((c_out + kBN - 1) / kBN);
     TORCH_CHECK_VALUE(tiles <= 65535 && n_chunks < (int64_t(1) << 31), "C_in x C_out = ", c_in, " x ", c_out,
                       " is too large for the implicit-GEMM grid");
-    const at::Tensor ch = chunks.to(feats.device());
+    // pinned and non-blocking, so the copy is queued on the stream: a copy from pageable memory would
+    // wait for every kernel queued before it, once per layer in every backward pass
+    const at::Tensor ch = chunks.pin_memory().to(feats.device(), /*non_blocking=*/true);
     const dim3 grid(static_cast<unsigned int>(n_chunks), static_cast<unsigned int>(tiles));
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, st, "conv_weight_grad_implicit_cuda", [&] {
       using acc_t = at::opmath_type<scalar_t>;
