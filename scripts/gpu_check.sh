@@ -29,8 +29,9 @@ for s in "${STAGES[@]}"; do
   esac
 done
 
-# spconv and its pure-Python needs, from the carried bundle (scripts/gpu_bundle.sh; built for cp312)
-SITE=/tmp/sparse3d-site
+# spconv and its pure-Python needs, from the carried bundle (scripts/gpu_bundle.sh; built for cp312),
+# unpacked into $SPARSE3D_SITE (scripts/rehearse_gpu_check.sh points it at a fresh folder)
+SITE=${SPARSE3D_SITE:-/tmp/sparse3d-site}
 PYV=$($PY -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")' 2>/dev/null || echo "?")
 if [ "$PYV" != "3.12" ]; then
   echo "[gpu_check] $PY is Python $PYV, the spconv bundle is for 3.12: not used (spconv tests use what $PY has)"

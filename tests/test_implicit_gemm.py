@@ -89,6 +89,27 @@ def test_emulated_weight_grad_matches_pair_kernels(C, dtype, chunk):
     allclose_report(got.double(), want, TOL[dtype] * 2, rtol=TOL[dtype], what=f"{name} weight grad {dtype}")
 
 
+@pytest.mark.parametrize("chunk", [0, 1])
+def test_emulated_weight_grad_with_offsets_without_pairs(C, chunk):
+    """Isolated voxels and one x-neighbour pair: 24 of the 27 offsets have no pairs (no chunks), so
+    their gradient is exactly 0, and the three others sum 1..3 chunks (chunk=1: one pair each)."""
+    from sparse3d.coords import CoordinateManager
+    coords = torch.tensor([[0, 0, 0, 0], [0, 1, 0, 0], [0, 5, 5, 5], [1, 0, 0, 0]], dtype=torch.int32)
+    m = CoordinateManager()
+    key = m.insert(coords, 1)
+    km = m.kernel_map(key, key, 3, 1, 1)
+    begin = km.pairs.begin
+    assert int(((begin[1:] - begin[:-1]) > 0).sum()) == 3
+    g = torch.Generator().manual_seed(7)
+    f = torch.randn(4, 5, generator=g, dtype=torch.float64)
+    gout = torch.randn(4, 6, generator=g, dtype=torch.float64)
+    got = C.conv.weight_grad_implicit_emulated(f, gout, km.pairs, chunk)
+    want = C.conv.weight_grad(f, gout, km.nbr_out)
+    allclose_report(got, want, 1e-11, rtol=1e-11, what="weight grad with empty offsets")
+    empty = (begin[1:] - begin[:-1]) == 0
+    assert torch.equal(got[empty], torch.zeros_like(got[empty]))
+
+
 def test_row_order_is_a_permutation_sorted_by_active_offsets(C):
     for name, km in MAPS:
         nbr = km.nbr_out

@@ -49,17 +49,17 @@ at::Tensor implicit_chunks(const ConvPairs& p, int64_t chunk, int64_t c_in, int6
 }
 
 at::Tensor reduce_chunks(const at::Tensor& partial, const at::Tensor& chunks, int64_t k_total) {
-  at::Tensor out = at::zeros({k_total, partial.size(1), partial.size(2)}, partial.options());
-  const int64_t n = chunks.size(0);
+  // one segmented sum over the chunks, which come grouped by offset (an offset without pairs has
+  // none and sums to 0), in place of one launch per offset; deterministic, in chunk order
+  std::vector<int64_t> counts(static_cast<size_t>(k_total), 0);
   const int64_t* c = chunks.data_ptr<int64_t>();
-  for (int64_t first = 0; first < n;) {
-    int64_t last = first + 1;
-    while (last < n && c[last * 3] == c[first * 3]) ++last;
-    at::Tensor dst = out[c[first * 3]];
-    at::sum_out(dst, partial.narrow(0, first, last - first), at::IntArrayRef{0});
-    first = last;
-  }
-  return out;
+  for (int64_t i = 0; i < chunks.size(0); ++i) ++counts[static_cast<size_t>(c[i * 3])];
+  at::Tensor lengths = at::tensor(counts, at::TensorOptions().dtype(at::kLong));
+  if (partial.is_cuda()) lengths = lengths.pin_memory().to(partial.device(), /*non_blocking=*/true);
+  // unsafe: skips the argument checks, which copy to the host (a stream sync on CUDA); the lengths
+  // are counted here and sum to n_chunks
+  return at::segment_reduce(partial, "sum", lengths, /*indices=*/c10::nullopt, /*offsets=*/c10::nullopt,
+                            /*axis=*/0, /*unsafe=*/true);
 }
 
 static void check_forward(const at::Tensor& feats, const at::Tensor& weight, const ImplicitTable& t) {

@@ -34,7 +34,8 @@ ImplicitTable implicit_table(const at::Tensor& nbr, int64_t n_in, bool sort_rows
 // number of pairs), at most `chunk` pairs each, never crossing offsets; chunk <= 0 picks a size
 // that gives the GPU about 2048 blocks.
 at::Tensor implicit_chunks(const ConvPairs& p, int64_t chunk, int64_t c_in, int64_t c_out);
-// partial [n_chunks, C_in, C_out] -> [K, C_in, C_out]: the chunks of each offset summed in order.
+// partial [n_chunks, C_in, C_out] (any device) -> [K, C_in, C_out]: the chunks of each offset summed
+// in order, in one segmented sum; chunks is implicit_chunks' list (CPU).
 at::Tensor reduce_chunks(const at::Tensor& partial, const at::Tensor& chunks, int64_t k_total);
 
 at::Tensor conv_forward_implicit(const at::Tensor& feats, const at::Tensor& weight, const ImplicitTable& t);
