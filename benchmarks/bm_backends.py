@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List
@@ -31,6 +29,7 @@ from torch import nn
 
 import sparse3d as s3d
 from sparse3d.testing import random_sparse, scannet_like_room
+from sparse3d.utils.atomic_io import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bm_backends.json"
 
@@ -141,11 +140,7 @@ def _table(rooms: List[Dict]) -> str:
 
 
 def _write_json(path: Path, data: Dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
+    atomic_write_json(path, data, indent=2)
 
 
 def main() -> None:

@@ -28,10 +28,10 @@ from common import machine_info, write_json  # noqa: E402
 
 import sparse3d.nn as snn  # noqa: E402
 from sparse3d.backends import get_backend  # noqa: E402
-from sparse3d.data.completion_dataset import collate  # noqa: E402
-from sparse3d.data.procedural import procedural_sample  # noqa: E402
-from sparse3d.models.completion import CompletionConfig, CompletionNet  # noqa: E402
-from sparse3d.train.completion_loss import completion_loss  # noqa: E402
+from sparse3d.tasks.completion.dataset import collate  # noqa: E402
+from sparse3d.tasks.completion.procedural import procedural_sample  # noqa: E402
+from sparse3d.tasks.completion.model import CompletionConfig, CompletionNet  # noqa: E402
+from sparse3d.tasks.completion.loss import completion_loss  # noqa: E402
 
 
 def _status_kib(field: str) -> int:

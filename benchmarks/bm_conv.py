@@ -56,7 +56,7 @@ from common import (RESULTS, cuda_peak_mib, gemm_rate, machine_info, median_time
 
 import sparse3d as s3d  # noqa: E402
 from sparse3d.backends.native import GATHER_MODES, NativeBackend  # noqa: E402
-from sparse3d.kernel import sparse_to_dense_weight  # noqa: E402
+from sparse3d.kernel import sparse_to_spconv_weight  # noqa: E402
 from sparse3d.testing import scannet_like_room  # noqa: E402
 
 warnings.filterwarnings("ignore")
@@ -87,11 +87,6 @@ def spconv_algo(device: torch.device):
 def spconv_version() -> str:
     import spconv
     return str(getattr(spconv, "__version__", "unknown"))
-
-
-def to_spconv_weight(w: torch.Tensor) -> torch.Tensor:
-    """sparse3d [K**3, C_in, C_out] -> spconv 2.x [C_out, K, K, K, C_in]."""
-    return sparse_to_dense_weight(w).permute(0, 2, 3, 4, 1).contiguous()
 
 
 def spconv_tensor(coords: torch.Tensor, feats: torch.Tensor):
@@ -216,10 +211,11 @@ def bench_kernel_map(coords: torch.Tensor, b: Bench) -> dict:
         x = s3d.SparseTensor._make(torch.empty(n, 1, device=b.device), s3d.CoordinateManager(b.device), 0)
         x.manager.insert(coords, 1)
         km = x.manager.kernel_map(0, 0, 3, 1)
+        plan = b.ours.plan(km)  # the native backend's plan of the map: its forms are built on first access
         if b.ours.gather == "implicit":
-            km.implicit_out, km.implicit_in, km.pairs  # noqa: B018 - built on first access
+            plan.implicit_out, plan.implicit_in, plan.pairs  # noqa: B018 - built on first access
         elif b.ours.gather == "pairs" or (b.ours.gather == "auto" and b.cuda):
-            km.pairs  # noqa: B018 - built on first access
+            plan.pairs  # noqa: B018 - built on first access
         else:
             km.tables.get()
 
@@ -247,7 +243,7 @@ def bench_conv(coords: torch.Tensor, x_base: s3d.SparseTensor, case: tuple, dtyp
         y = y32 if dtype == torch.float32 else s3d.ops.conv3d(x, w, None, k, s, backend=b.ours)
         layer = spconv_layer(k, s, c_in, c_out, spconv_algo(dev)).to(dev, dtype)
         with torch.no_grad():
-            layer.weight.copy_(to_spconv_weight(w))
+            layer.weight.copy_(sparse_to_spconv_weight(w))
         sy = layer(spconv_tensor(coords, x.feats))
         order = rows_in_our_order(y, sy.indices)  # our row of each spconv output row
         diff = max_abs(sy.features, y.feats[order])
@@ -295,7 +291,7 @@ def bench_conv(coords: torch.Tensor, x_base: s3d.SparseTensor, case: tuple, dtyp
         sx_check = sp_input(fs)
         layer.zero_grad(set_to_none=True)
         peak_s = b.peak(lambda: layer(sx_check).features.backward(gout_sp))
-        grad_diff = max_rel([(fs.grad, fo.grad), (layer.weight.grad, to_spconv_weight(wo.grad))])
+        grad_diff = max_rel([(fs.grad, fo.grad), (layer.weight.grad, sparse_to_spconv_weight(wo.grad))])
         layer.zero_grad(set_to_none=True)
 
         gemm = b.gemm[dname]
@@ -404,7 +400,7 @@ MEMORY_CODE = """
 import sys, torch, warnings
 warnings.filterwarnings('ignore')
 sys.path.insert(0, {bench!r})
-from bm_conv import spconv_tensor, to_spconv_weight, _spconv
+from bm_conv import spconv_tensor, _spconv
 import sparse3d as s3d
 from sparse3d.testing import scannet_like_room
 coords = scannet_like_room({n}, seed=0)

@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+from sparse3d.utils.atomic_io import atomic_write_json
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
@@ -150,11 +152,7 @@ def main(argv=None) -> int:
           f"read {s['read_mb_per_s']:.0f} MB/s, read+decode {s['read_decode_mb_per_s']:.1f} MB/s "
           f"({s['read_decode_frames_per_s']:.0f} frames/s)")
     print(f"load average {results['machine']['loadavg_start']} -> {results['machine']['loadavg_end']}")
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    tmp = a.out + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(results, fh, indent=1)
-    os.replace(tmp, a.out)
+    atomic_write_json(a.out, results)
     print("wrote", a.out)
     return 0
 

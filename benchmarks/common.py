@@ -3,18 +3,18 @@ child process; CUDA: the caching allocator's peak), GEMM rate, tables and JSON r
 run by hand, never collected by pytest."""
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
+
+from sparse3d.utils.atomic_io import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -118,7 +118,5 @@ def write_json(name: str, payload: Dict[str, object], out_dir: Optional[Union[st
     out = Path(out_dir) if out_dir is not None else RESULTS
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"
-    with tempfile.NamedTemporaryFile("w", dir=out, delete=False, suffix=".tmp") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(f.name, path)
+    atomic_write_json(path, payload, indent=2)
     return path

@@ -2,6 +2,9 @@
 // so the C++ call path reads like the Python one: _C.hash.build, _C.kmap.neighbor_table, ...
 #include <torch/extension.h>
 
+#include "common/coord_pack.h"
+#include "kmap/wide_key.h"
+
 void init_hash(pybind11::module_& m);
 void init_kmap(pybind11::module_& m);
 void init_conv(pybind11::module_& m);
@@ -14,6 +17,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 #else
   m.attr("with_cuda") = false;
 #endif
+  // The coordinate limits, stated once (common/coord_pack.h, kmap/wide_key.h) and read by sparse3d/coords.py.
+  auto limits = m.def_submodule("limits", "coordinate limits of every op (common/coord_pack.h, kmap/wide_key.h)");
+  limits.attr("COORD_MIN") = s3d::kCoordMin;  // x, y, z in [COORD_MIN, COORD_MAX]
+  limits.attr("COORD_MAX") = s3d::kCoordMax;
+  limits.attr("BATCH_MAX") = s3d::kBatchMax;  // batch index in [0, BATCH_MAX]
+  // kernel maps need |coordinate * stride| < SCALED_COORD_BOUND (the rest of a wide key's field is for offsets)
+  limits.attr("SCALED_COORD_BOUND") = s3d::kWideHeadroom;
   auto hash = m.def_submodule("hash", "hash tables over packed (b, x, y, z) coordinates");
   init_hash(hash);
   auto kmap = m.def_submodule("kmap", "kernel maps (neighbor tables) for sparse convolution");

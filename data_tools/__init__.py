@@ -3,8 +3,8 @@
 Main entry points (see docs/data_tools.md and docs/dataset_format.md)::
 
     data_tools.generate_scenes(out_root, n_scenes, seed=0, n_frames=100)   # synthetic ScanNet-layout rooms
-    data_tools.preprocess(root, out, CropConfig(...), workers=1)          # crops + manifest.json
-    data_tools.load_crop(path) -> dict of numpy arrays
+    data_tools.preprocess(root, out, recipe_config("labels" | "completion", ...), workers=1)   # crops + manifest.json
+    data_tools.load_crop(path) -> dict of numpy arrays;  data_tools.dense_volumes(crop) -> dense tsdf + known
     data_tools.load_manifest(out) -> dict
 
 Submodules import lazily so that `import data_tools` stays cheap.
@@ -20,7 +20,15 @@ _LAZY = {
     "generate_scenes": ("data_tools.synthetic.writer", "generate_scenes"),
     "generate_scene": ("data_tools.synthetic.writer", "generate_scene"),
     "preprocess": ("data_tools.pipeline", "preprocess"),
-    "CropConfig": ("data_tools.scene_crops", "CropConfig"),
+    "CropConfig": ("data_tools.config", "CropConfig"),
+    "recipe_config": ("data_tools.recipes", "recipe_config"),
+    "RECIPES": ("data_tools.recipes", "RECIPES"),
+    "build_crops": ("data_tools.scene_crops", "build_crops"),
+    "dense_volumes": ("data_tools.chunks", "dense_volumes"),
+    "crop_from_dense": ("data_tools.chunks", "crop_from_dense"),
+    "write_crop_dataset": ("data_tools.chunks", "write_crop_dataset"),
+    "FrameSource": ("data_tools.frames", "FrameSource"),
+    "frame_subset": ("data_tools.frames", "frame_subset"),
     "load_crop": ("data_tools.chunks", "load_crop"),
     "TSDFFusion": ("data_tools.fusion", "TSDFFusion"),
     "fuse_frames": ("data_tools.fusion", "fuse_frames"),

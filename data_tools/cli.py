@@ -5,33 +5,44 @@ import argparse
 import sys
 from typing import List, Optional
 
-from sparse3d.argtypes import fraction, positive_int
+from sparse3d.utils.argtypes import (fraction, int_triple, nonneg_float, nonneg_int, polish_help, positive_float,
+                                     positive_int, probability, unit_fraction)
 
 
-def _triple(s: str):
-    v = [int(x) for x in s.replace("x", ",").split(",")]
-    if len(v) != 3:
-        raise argparse.ArgumentTypeError(f"expected three integers like 32,32,64, got {s!r}")
-    return tuple(v)
+# CLI option -> CropConfig field; each option defaults to None = the recipe's value (shown in --help)
+_FIELDS = {"voxel_size": "voxel_size", "trunc_voxels": "trunc_voxels", "crop_size": "crop_size",
+           "crop_stride": "crop_stride", "levels": "n_levels", "input_frames": "input_frames",
+           "drop_prob": "drop_prob", "drop_chunk": "drop_chunk", "input_fraction": "input_fraction",
+           "segments": "segments", "known": "known", "placement": "placement", "crops_per_scene": "crops_per_scene",
+           "min_surface": "min_surface", "pad_to": "pad_to", "frame_skip": "frame_skip", "depth_max": "depth_max",
+           "min_target_voxels": "min_target_voxels", "min_input_voxels": "min_input_voxels", "target": "target",
+           "seed": "seed", "target_fraction": "target_fraction", "pairs": "pairs"}
+
+
+def config_from_args(args):
+    """The CropConfig of `args.recipe` with every option the user gave applied (ValueError if one is unused).
+    With grid placement an unset --crop-stride is half the crop size."""
+    from .recipes import RECIPES, recipe_config
+    over = {f: getattr(args, a) for a, f in _FIELDS.items() if getattr(args, a, None) is not None}
+    if args.align_up:
+        over["align_up"] = True
+    base = RECIPES[args.recipe]
+    if over.get("placement", base["placement"]) == "grid" and "crop_stride" not in over:
+        over["crop_stride"] = tuple(int(s) // 2 for s in over.get("crop_size", base["crop_size"]))
+    return recipe_config(args.recipe, **over)
 
 
 def _cmd_preprocess(args) -> int:
     from .pipeline import preprocess
-    from .scene_crops import CropConfig
-    cfg = CropConfig(voxel_size=args.voxel_size, trunc_voxels=args.trunc_voxels, crop_size=args.crop_size,
-                     crop_stride=args.crop_stride or tuple(s // 2 for s in args.crop_size), n_levels=args.levels,
-                     drop_prob=args.drop_prob, drop_chunk=args.drop_chunk, frame_skip=args.frame_skip, depth_max=args.depth_max,
-                     min_target_voxels=args.min_target_voxels, min_input_voxels=args.min_input_voxels,
-                     target=args.target, seed=args.seed)
     try:
-        cfg.validate()
+        cfg = config_from_args(args)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     s = preprocess(args.root, args.out, cfg, workers=args.workers, split_dir=args.split_dir,
-                   val_fraction=args.val_fraction, split_seed=args.seed, progress=not args.quiet, force=args.force,
+                   val_fraction=args.val_fraction, split_seed=cfg.seed, progress=not args.quiet, force=args.force,
                    label_tsv=args.label_tsv)
-    print(f"preprocess: {len(s['done'])} done, {len(s['skipped'])} skipped (already done), "
+    print(f"preprocess ({cfg.recipe} recipe): {len(s['done'])} done, {len(s['skipped'])} skipped (already done), "
           f"{len(s['failed'])} failed in {s['seconds']} s; manifest: {s['manifest']}")
     if s["failed"]:
         print("failed scenes:", file=sys.stderr)
@@ -58,29 +69,79 @@ def _gen_one(args, k: int) -> str:
                           args.width, args.height, args.depth_noise)
 
 
+def _d(field: str) -> str:
+    """'(labels: X, completion: Y)' for a CropConfig field."""
+    from .recipes import RECIPES
+    from .config import CropConfig
+
+    def show(v):
+        return ",".join(str(x) for x in v) if isinstance(v, (tuple, list)) else str(v)
+    vals = [f"{r}: {show(RECIPES[r].get(field, getattr(CropConfig, field)))}" for r in sorted(RECIPES)]
+    return "(default " + "; ".join(vals) + ")"
+
+
 def add_preprocess_parser(sub) -> None:
-    p = sub.add_parser("preprocess", help="ScanNet root / RGB-D folder -> training crops (+ manifest.json)",
-                       description="Fuse RGB-D scans into sparse TSDFs, label them from the mesh and cut "
-                                   "training crops. Resumable; exits 1 if any scene failed.")
+    from .config import CHOICES
+    p = sub.add_parser(
+        "preprocess", help="ScanNet root / RGB-D folder -> training crops (+ manifest.json), for any task",
+        description="Fuse RGB-D scans into sparse TSDFs, label them from the mesh and cut crops in the sparse3d.crops "
+                    "format (docs/dataset_format.md). --recipe labels: segmentation/SG-NN crops on a grid; "
+                    "--recipe completion: the scene-completion pairs that `sparse3d train completion` and "
+                    "`sparse3d demo` use (add --placement whole for whole-scene evaluation samples). Every option "
+                    "left out takes the recipe's value; an option the recipe's settings do not use is an error. "
+                    "Resumable; exits 1 if any scene failed.")
     p.add_argument("root", help="ScanNet root (scene folders or scans/), one scene folder, or RGB-D folder(s)")
     p.add_argument("out", help="output dataset folder")
+    p.add_argument("--recipe", choices=("labels", "completion"), default="labels",
+                   help="which samples: labels (segmentation crops) or completion (input/target pairs) (default labels)")
     p.add_argument("--workers", type=positive_int, default=1, help="parallel processes, >= 1 (default 1)")
-    p.add_argument("--voxel-size", type=float, default=0.04, help="metres (default 0.04)")
-    p.add_argument("--trunc-voxels", type=float, default=3.0, help="tsdf truncation in voxels (default 3)")
-    p.add_argument("--crop-size", type=_triple, default=(32, 32, 64), help="voxels X,Y,Z (default 32,32,64)")
-    p.add_argument("--crop-stride", type=_triple, default=None, help="voxels X,Y,Z (default crop-size/2)")
-    p.add_argument("--levels", type=int, default=3, help="hierarchy levels (default 3)")
-    p.add_argument("--drop-prob", type=float, default=0.5, help="probability a run of frames is left out of the input")
-    p.add_argument("--drop-chunk", type=int, default=10, help="frames are dropped in runs of this many")
-    p.add_argument("--frame-skip", type=int, default=1, help="use every k-th frame")
-    p.add_argument("--depth-max", type=float, default=5.0, help="metres")
-    p.add_argument("--min-target-voxels", type=int, default=200, help="skip crops with fewer target voxels")
-    p.add_argument("--min-input-voxels", type=int, default=50, help="skip crops with fewer input voxels")
-    p.add_argument("--target", choices=("fusion", "mesh"), default="fusion", help="target from all frames or mesh")
+    p.add_argument("--voxel-size", type=positive_float, default=None, help="metres " + _d("voxel_size"))
+    p.add_argument("--trunc-voxels", type=positive_float, default=None, help="tsdf truncation in voxels " + _d("trunc_voxels"))
+    p.add_argument("--crop-size", type=int_triple, default=None, help="voxels X,Y,Z " + _d("crop_size"))
+    p.add_argument("--crop-stride", type=int_triple, default=None,
+                   help="grid placement: voxels X,Y,Z (default crop-size/2)")
+    p.add_argument("--levels", type=positive_int, default=None, help="hierarchy levels " + _d("n_levels"))
+    p.add_argument("--input-frames", choices=CHOICES["input_frames"], default=None,
+                   help="input frames: drop (runs dropped at random) or subset (contiguous runs) " + _d("input_frames"))
+    p.add_argument("--drop-prob", type=probability, default=None,
+                   help="input-frames drop: probability a run of frames is left out of the input " + _d("drop_prob"))
+    p.add_argument("--drop-chunk", type=positive_int, default=None,
+                   help="input-frames drop: frames are dropped in runs of this many " + _d("drop_chunk"))
+    p.add_argument("--input-fraction", type=unit_fraction, default=None,
+                   help="input-frames subset: fraction of frames fused into the input " + _d("input_fraction"))
+    p.add_argument("--segments", type=positive_int, default=None,
+                   help="input-frames subset: the input frames form this many contiguous runs " + _d("segments"))
+    p.add_argument("--known", choices=CHOICES["known"], default=None,
+                   help="known masks: camera visibility or the fused voxels " + _d("known"))
+    p.add_argument("--placement", choices=CHOICES["placement"], default=None,
+                   help="crops on a strided grid, at random, or one crop per whole scene " + _d("placement"))
+    p.add_argument("--crops-per-scene", type=positive_int, default=None,
+                   help="placement random: crops drawn per scene " + _d("crops_per_scene"))
+    p.add_argument("--min-surface", type=nonneg_int, default=None,
+                   help="placement random: keep crops with at least this many target surface voxels " + _d("min_surface"))
+    p.add_argument("--pad-to", type=positive_int, default=None,
+                   help="placement random/whole: scene grid dims rounded up to a multiple of this " + _d("pad_to"))
+    p.add_argument("--frame-skip", type=positive_int, default=None, help="use every k-th frame " + _d("frame_skip"))
+    p.add_argument("--depth-max", type=positive_float, default=None, help="metres " + _d("depth_max"))
+    p.add_argument("--min-target-voxels", type=nonneg_int, default=None,
+                   help="placement grid: skip crops with fewer target voxels " + _d("min_target_voxels"))
+    p.add_argument("--min-input-voxels", type=nonneg_int, default=None,
+                   help="placement grid: skip crops with fewer input voxels " + _d("min_input_voxels"))
+    p.add_argument("--target", choices=CHOICES["target"], default=None, help="target from all frames or mesh "
+                   + _d("target"))
+    p.add_argument("--target-fraction", type=unit_fraction, default=None,
+                   help="fuse the target from a seeded random subset of this fraction of the frames, the input from "
+                        "those (self-supervised pairs) " + _d("target_fraction"))
+    p.add_argument("--pairs", type=positive_int, default=None,
+                   help="samples per scan, <scene>_pair<q>, each with its own seeded frames " + _d("pairs"))
+    p.add_argument("--align-up", action="store_true",
+                   help="rotate each scan so the cameras' mean up is +z (RGB-D folders whose world is not z-up, e.g. "
+                        "7-Scenes)")
     p.add_argument("--split-dir", default=None, help="folder with scannetv2_{train,val,test}.txt")
     p.add_argument("--val-fraction", type=fraction, default=0.2,
                    help="hash split for unlisted scenes, in [0, 1) (default 0.2)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="seed of every random choice, combined with the scene id "
+                   + _d("seed"))
     p.add_argument("--force", action="store_true", help="reprocess scenes that are already done")
     p.add_argument("--label-tsv", default=None,
                    help="scannetv2-labels.combined.tsv: labels scenes that have aggregation + segs json but no "
@@ -90,16 +151,18 @@ def add_preprocess_parser(sub) -> None:
 
 
 def add_generate_parser(sub) -> None:
-    p = sub.add_parser("generate", help="write synthetic rooms in the exact ScanNet layout")
+    p = sub.add_parser("generate", help="write synthetic rooms in the exact ScanNet layout",
+                       description="Write synthetic rooms (mesh, labels, an RGB-D trajectory as .sens) in the exact "
+                                   "ScanNet layout, ready for `sparse3d preprocess`.")
     p.add_argument("out", help="output folder (scene folders are created in it)")
-    p.add_argument("--n-scenes", type=int, default=6)
-    p.add_argument("--frames", type=int, default=100, help="RGB-D frames per scene")
-    p.add_argument("--width", type=int, default=320)
-    p.add_argument("--height", type=int, default=240)
-    p.add_argument("--depth-noise", type=float, default=0.0, help="metres at 1 m (scales with z^2)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--first-index", type=int, default=0, help="scene ids start at scene<first-index>_00")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--n-scenes", type=positive_int, default=6, help="rooms to write")
+    p.add_argument("--frames", type=positive_int, default=100, help="RGB-D frames per scene")
+    p.add_argument("--width", type=positive_int, default=320, help="frame width, pixels")
+    p.add_argument("--height", type=positive_int, default=240, help="frame height, pixels")
+    p.add_argument("--depth-noise", type=nonneg_float, default=0.0, help="metres at 1 m (scales with z^2)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the rooms (scene k uses seed * 1000 + k)")
+    p.add_argument("--first-index", type=nonneg_int, default=0, help="scene ids start at scene<first-index>_00")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_generate)
 
 
@@ -113,5 +176,5 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m data_tools", description="sparse3d data tools")
     sub = parser.add_subparsers(dest="command", required=True)
     register(sub)
-    args = parser.parse_args(argv)
+    args = polish_help(parser).parse_args(argv)
     return int(args.func(args) or 0)

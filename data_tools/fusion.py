@@ -6,25 +6,31 @@ by `TSDFFusion.extract` are in *voxel units*: tsdf in [-trunc_voxels, trunc_voxe
 (positive in front of the surface), weight = number of frames that updated the voxel,
 color RGB float in [0, 255]. Fusion follows Open3D's integrate kernel exactly (projective
 sdf = depth - z, pixel = (int(u), int(v)), running mean); see csrc/fusion/fusion.h.
+`marching_cubes` (coords, tsdf, voxel_size, weight) is `sparse3d.utils.mesh.sparse_tsdf_to_mesh`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence, Tuple
+from types import ModuleType
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
+from sparse3d.utils.mesh import sparse_tsdf_to_mesh as marching_cubes  # noqa: F401 - re-exported
 
-def _native():
-    try:
-        from sparse3d import _C
-    except ImportError as e:
-        raise ImportError("sparse3d._C is not built: run `python setup.py build_ext --inplace` "
-                          "(or scripts/setup.sh) to build the native fusion kernel") from e
-    if not hasattr(_C, "fusion"):
-        raise ImportError("sparse3d._C was built without the fusion submodule (csrc/fusion)")
-    return _C.fusion
+if TYPE_CHECKING:
+    from .frames import FrameSource
+
+
+def native_fusion() -> ModuleType:
+    """The native fusion kernels ``sparse3d._C.fusion`` (loaded through ``sparse3d._ext.load``, which
+    says how to build the extension when it is missing)."""
+    from sparse3d import _ext
+    ext = _ext.load()
+    if not hasattr(ext, "fusion"):
+        raise ImportError("sparse3d._C was built without the fusion submodule (csrc/fusion): rebuild the extension")
+    return ext.fusion
 
 
 @dataclass
@@ -80,7 +86,7 @@ class TSDFFusion:
         if not isinstance(threads, int) or threads < 0:
             raise ValueError(f"threads: expected an int >= 0 (0 = OpenMP default), got {threads!r}")
         self.threads = threads
-        self._vol = _native().TSDFVolume(self.voxel_size, self.trunc_voxels, int(block_res), bool(with_color))
+        self._vol = native_fusion().TSDFVolume(self.voxel_size, self.trunc_voxels, int(block_res), bool(with_color))
         self.n_frames = 0
 
     def integrate(self, depth: np.ndarray, color: Optional[np.ndarray], intrinsic: np.ndarray,
@@ -120,10 +126,10 @@ class TSDFFusion:
                          self.voxel_size, self.trunc_voxels)
 
 
-def fuse_frames(frames, indices: Optional[Sequence[int]] = None, voxel_size: float = 0.04,
+def fuse_frames(frames: FrameSource, indices: Optional[Sequence[int]] = None, voxel_size: float = 0.04,
                 trunc_voxels: float = 4.0, depth_max: float = 5.0, with_color: bool = True,
                 on_error=None) -> FusedGrid:
-    """Fuse frames of a frame source (`RGBDFolder`, `ScanNetScene`: `.intrinsic`, `frame(k)`, `len`).
+    """Fuse frames of a `data_tools.frames.FrameSource` (`RGBDFolder`, `ScanNetScene`, ...).
 
     indices: positions to fuse (default all). on_error(k, exc): called for a frame that fails
     to read (then it is skipped); default re-raises.
@@ -142,37 +148,3 @@ def fuse_frames(frames, indices: Optional[Sequence[int]] = None, voxel_size: flo
             continue
         fusion.integrate(depth, color, K, pose)
     return fusion.extract()
-
-
-def marching_cubes(coords: np.ndarray, tsdf: np.ndarray, voxel_size: float,
-                   weight: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
-    """Zero level set of a sparse TSDF with scikit-image's marching cubes.
-
-    coords int [N,3]; tsdf float [N] (any unit, positive outside); weight [N] (voxels with
-    weight <= 0 are unobserved). Returns (vertices float32 [V,3] metres, faces int32 [F,3]).
-    Cubes with an unobserved corner produce no triangles.
-    """
-    from skimage.measure import marching_cubes as sk_mc
-    coords = np.asarray(coords)
-    if coords.ndim != 2 or coords.shape[1] != 3:
-        raise ValueError(f"coords: expected [N,3], got {list(coords.shape)}")
-    if len(coords) == 0:
-        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32)
-    lo = coords.min(0) - 1
-    shape = tuple(coords.max(0) - lo + 2)
-    vol = np.full(shape, 1.0, np.float32)
-    mask = np.zeros(shape, bool)
-    idx = tuple((coords - lo).T)
-    vol[idx] = tsdf
-    mask[idx] = True if weight is None else np.asarray(weight) > 0
-    if not (vol[mask] < 0).any() or not (vol[mask] > 0).any():
-        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32)
-    # a cube is valid only if all 8 corners are observed: erode the mask to the cube grid
-    valid = mask[:-1, :-1, :-1] & mask[1:, :-1, :-1] & mask[:-1, 1:, :-1] & mask[:-1, :-1, 1:] \
-        & mask[1:, 1:, :-1] & mask[1:, :-1, 1:] & mask[:-1, 1:, 1:] & mask[1:, 1:, 1:]
-    # scikit-image evaluates the cube whose *upper* corner has mask True (checked by a test)
-    cube_mask = np.zeros(shape, bool)
-    cube_mask[1:, 1:, 1:] = valid
-    verts, faces, _, _ = sk_mc(vol, level=0.0, mask=cube_mask, allow_degenerate=False)
-    verts = (verts + lo) * voxel_size
-    return verts.astype(np.float32), faces.astype(np.int32)

@@ -1,56 +1,14 @@
-"""Small I/O helpers: atomic writes (temp file + os.replace) and image encode/decode."""
+"""Image encode/decode helpers of the readers and writers (atomic writes: `sparse3d.utils.atomic_io`)."""
 from __future__ import annotations
 
-import contextlib
 import io
-import json
 import os
-import tempfile
-from typing import Any, BinaryIO, Iterator, Union
+from typing import Union
 
 import numpy as np
 from PIL import Image
 
 PathLike = Union[str, os.PathLike]
-
-
-@contextlib.contextmanager
-def atomic_open(path: PathLike, mode: str = "wb") -> Iterator[BinaryIO]:
-    """Open a temp file next to `path`; on success it replaces `path` atomically, on error it is removed."""
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
-def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-    with atomic_open(path, "wb") as f:
-        f.write(data)
-
-
-def atomic_write_text(path: PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False) + "\n")
-
-
-def atomic_save_npz(path: PathLike, **arrays: np.ndarray) -> None:
-    """np.savez_compressed to a temp file, then rename (the name keeps its .npz suffix)."""
-    with atomic_open(path, "wb") as f:
-        np.savez_compressed(f, **arrays)
 
 
 def encode_image(img: np.ndarray, fmt: str, quality: int = 90) -> bytes:

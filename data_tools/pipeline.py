@@ -1,4 +1,6 @@
-"""`preprocess(root, out)`: ScanNet root / scene folder / RGB-D folder(s) in, crop dataset out.
+"""`preprocess(root, out, config)`: ScanNet root / scene folder / RGB-D folder(s) in, crop dataset out.
+
+Every recipe (`data_tools.recipes`: "labels", "completion") runs through this one pipeline.
 
 Resumable: a scene is done when `<out>/<scene>/_scene.json` exists with the same parameters;
 done scenes are skipped. Every file is written atomically. A scene that fails (corrupt or
@@ -22,9 +24,11 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from sparse3d.utils.atomic_io import atomic_write_json
+
 from .chunks import FORMAT_VERSION
-from .io_utils import atomic_write_json
-from .scene_crops import CropConfig, SceneError, process_scene
+from .frames import FrameSource
+from .scene_crops import CropConfig, Mesh, SceneError, process_scene
 
 PathLike = Union[str, os.PathLike]
 
@@ -36,6 +40,17 @@ class SceneSource:
     scene_id: str
     path: str
     kind: str
+    source_id: str = ""  # the scan's id when several samples (pairs) come from one scan; default scene_id
+
+    def __post_init__(self) -> None:
+        self.source_id = self.source_id or self.scene_id
+
+
+def expand_pairs(sources: List[SceneSource], pairs: int) -> List[SceneSource]:
+    """pairs > 1: each scan becomes `pairs` samples `<scene>_pair<q>` (own seeded frames, same split)."""
+    if pairs == 1:
+        return sources
+    return [SceneSource(f"{s.scene_id}_pair{q:02d}", s.path, s.kind, s.scene_id) for s in sources for q in range(pairs)]
 
 
 def _is_rgbd(d: str) -> bool:
@@ -96,11 +111,16 @@ def assign_split(scene_id: str, official: Dict[str, str], val_fraction: float, s
 LABEL_TSV = "scannetv2-labels.combined.tsv"  # looked for in the ScanNet root when no label_tsv is given
 
 
-def _load_source(src: SceneSource, label_tsv: Optional[str] = None):
+def _load_source(src: SceneSource, label_tsv: Optional[str] = None, align_up: bool = False
+                 ) -> Tuple[FrameSource, Optional[Mesh]]:
     """(frames, mesh or None) for a scene source; mesh = (vertices, faces, nyu40 per vertex or None).
 
     Labels come from ``_vh_clean_2.labels.ply``, else from the aggregation + segs json mapped through
     ``label_tsv``; with neither the mesh is unlabelled (None), never silently all zeros."""
+    if align_up:
+        from .up_align import UpAligned
+        frames, mesh = _load_source(src, label_tsv)
+        return UpAligned(frames), mesh
     if src.kind == "rgbd":
         from .scannet.rgbd_folder import RGBDFolder
         return RGBDFolder(src.path), None
@@ -141,7 +161,7 @@ def _run_one(src: SceneSource, out: str, cfg: CropConfig, threads: int,
         torch.set_num_threads(threads)
     out_scene = os.path.join(out, src.scene_id)
     try:
-        frames, mesh = _load_source(src, label_tsv)
+        frames, mesh = _load_source(src, label_tsv, cfg.align_up)
         # drop the record first (a failed rerun must not leave it pointing at deleted crops), then stale crops
         record = os.path.join(out_scene, "_scene.json")
         if os.path.exists(record):
@@ -150,7 +170,7 @@ def _run_one(src: SceneSource, out: str, cfg: CropConfig, threads: int,
             os.remove(p)
         rec = process_scene(frames, src.scene_id, out_scene, cfg, mesh)
         rec["format_version"] = FORMAT_VERSION
-        rec["source"] = src.path
+        rec["source"], rec["source_kind"], rec["source_id"] = src.path, src.kind, src.source_id
         atomic_write_json(os.path.join(out_scene, "_scene.json"), rec)
         return src.scene_id, rec, None
     except (SceneError, ValueError, OSError, EOFError) as e:
@@ -176,7 +196,8 @@ def preprocess(root: PathLike, out: PathLike, config: Optional[CropConfig] = Non
                label_tsv: Optional[PathLike] = None) -> Dict:
     """Preprocess every scene under `root` into a crop dataset at `out`; returns the summary.
 
-    config: CropConfig (defaults: 4 cm voxels, 32x32x64 crops); workers: processes (scenes run in
+    config: CropConfig, e.g. `data_tools.recipe_config("completion")` (default: the "labels" recipe, 4 cm
+    voxels, 32x32x64 grid crops; see data_tools.recipes); workers: processes (scenes run in
     parallel, OpenMP threads split between them); split_dir: folder with scannetv2_{train,val,test}.txt;
     val_fraction/split_seed: hash split for scenes not listed there; scenes: restrict to these ids;
     force: reprocess done scenes; label_tsv: scannetv2-labels.combined.tsv, to label scenes that have
@@ -209,6 +230,7 @@ def preprocess(root: PathLike, out: PathLike, config: Optional[CropConfig] = Non
                              f"(found {len(sources)} scenes: {[s.scene_id for s in sources][:10]}"
                              f"{' ...' if len(sources) > 10 else ''})")
         sources = [s for s in sources if s.scene_id in want]
+    sources = expand_pairs(sources, cfg.pairs)
     params = cfg.to_json()
     todo, skipped = [], []
     for s in sources:
@@ -251,6 +273,11 @@ def preprocess(root: PathLike, out: PathLike, config: Optional[CropConfig] = Non
             "seconds": round(time.time() - t0, 2)}
 
 
+# copied from each _scene.json into the manifest's scene entry (see data_tools.chunks)
+SCENE_KEYS = ("n_frames", "n_input_frames", "has_labels", "grid_origin", "grid_dims", "source", "source_kind",
+              "source_id", "voxel_size", "voxel_to_world", "up_rotation", "target_frames", "input_frames", "frame_ids")
+
+
 def write_manifest(out: str, cfg: CropConfig, split_dir: Optional[PathLike], val_fraction: float, split_seed: int,
                    failed: Dict[str, str]) -> str:
     """Collect every done scene's `_scene.json` under `out` into `<out>/manifest.json`."""
@@ -261,17 +288,16 @@ def write_manifest(out: str, cfg: CropConfig, split_dir: Optional[PathLike], val
     for p in sorted(glob.glob(os.path.join(out, "*", "_scene.json"))):
         with open(p) as f:
             rec = json.load(f)
-        if rec.get("params") != params:
+        if rec.get("params") != params or rec.get("format_version") != FORMAT_VERSION:
             continue
         sid = rec["scene_id"]
-        split = assign_split(sid, official, val_fraction, split_seed)
+        split = assign_split(rec.get("source_id", sid), official, val_fraction, split_seed)
         files = [f"{sid}/{c['file']}" for c in rec["crops"]]
         splits.setdefault(split, []).extend(files)
-        scenes[sid] = {"split": split, "crops": files, "n_frames": rec["n_frames"],
-                       "n_input_frames": rec["n_input_frames"], "has_labels": rec["has_labels"],
-                       "grid_origin": rec["grid_origin"], "grid_dims": rec["grid_dims"]}
-    man = {"format": "sparse3d.crops", "version": FORMAT_VERSION, "voxel_size": cfg.voxel_size,
-           "trunc_voxels": cfg.trunc_voxels, "crop_size": list(cfg.crop_size), "n_levels": cfg.n_levels,
+        scenes[sid] = {"split": split, "crops": files, **{k: rec[k] for k in SCENE_KEYS}}
+    man = {"format": "sparse3d.crops", "version": FORMAT_VERSION, "recipe": cfg.recipe, "known": cfg.known,
+           "placement": cfg.placement, "voxel_size": cfg.voxel_size, "trunc_voxels": cfg.trunc_voxels,
+           "crop_size": None if cfg.placement == "whole" else list(cfg.crop_size), "n_levels": cfg.n_levels,
            "params": params, "splits": splits, "scenes": scenes, "failed": failed}
     path = os.path.join(out, "manifest.json")
     atomic_write_json(path, man)

@@ -11,7 +11,7 @@ Voxel (i, j, k) samples the point (i, j, k) * voxel_size. For a triangle mesh:
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional, Tuple
+from typing import Iterable, Tuple
 
 import numpy as np
 import open3d as o3d
@@ -111,12 +111,12 @@ def ternary_from_depth(coords: np.ndarray, voxel_size: float, occupied: np.ndarr
     coords int [N,3]; depth_frames: iterable of (depth float32 [H,W] metres, camera_to_world [4,4]).
     """
     import torch
-    from .fusion import _native
+    from .fusion import native_fusion
     coords = np.asarray(coords)
     occupied = np.asarray(occupied, bool)
     if occupied.shape != (len(coords),):
         raise ValueError(f"occupied: expected [{len(coords)}], got {list(occupied.shape)}")
-    nat = _native()
+    nat = native_fusion()
     ct = torch.from_numpy(np.ascontiguousarray(coords, np.int32))
     K = torch.from_numpy(np.ascontiguousarray(np.asarray(intrinsic, np.float64)[:3, :3]))
     free = np.zeros(len(coords), bool)

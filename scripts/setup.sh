@@ -36,6 +36,13 @@ if [ -n "$so" ] && [ -x .venv/bin/sparse3d ] && [ -z "$(find csrc setup.py -newe
   echo "[setup] sparse3d C++ extension is up to date ($so)"
 else
   echo "[setup] building sparse3d (C++ extension)"
-  $VPY -m pip install -q --no-build-isolation --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
+  log=$(mktemp)
+  if ! $VPY -m pip install -q --no-build-isolation --no-deps -e . >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "[setup] error: building sparse3d failed (pip's output above)" >&2
+    exit 1
+  fi
+  rm -f "$log"
 fi
+[ -x .venv/bin/sparse3d ] || { echo "[setup] error: the sparse3d command was not installed in .venv/bin" >&2; exit 1; }
 $VPY -c "import sparse3d, sparse3d._C; print('[setup] sparse3d', sparse3d.__version__, 'ready')"

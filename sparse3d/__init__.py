@@ -5,7 +5,8 @@
     y = s3d.nn.SubMConv3d(16, 32, 3)(x)
 """
 from sparse3d import nn, ops
-from sparse3d.coords import CoordinateManager, KernelMap
+from sparse3d.coords import CoordinateManager
+from sparse3d.kernel_map import KernelMap
 from sparse3d.tensor import SparseTensor
 
 __version__ = "0.1.0"

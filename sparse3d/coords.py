@@ -6,7 +6,11 @@ lattice is). Down-sampled and generated (up-sampled) sets, and the kernel maps b
 sets, are computed once per ``(key(s), kernel_size, stride, dilation)`` and then shared by
 every layer that asks for them.
 
-Coordinates are int32 ``[N, 4]`` = (batch, x, y, z), voxel indices on the set's own lattice.
+Coordinates are int32 ``[N, 4]`` = (batch, x, y, z), voxel indices on the set's own lattice,
+within the limits of the C++ extension (``_C.limits``, read here, never restated):
+``COORD_MIN <= x, y, z <= COORD_MAX`` (-32768 and 32767), ``0 <= batch <= BATCH_MAX`` (2047), and for
+a kernel map ``|x * stride| < SCALED_COORD_BOUND`` (64512). ``sparse3d.coords.COORD_MIN`` etc. give
+them.
 
 Kernel-map semantics (``o`` output row, ``i`` input row, ``off[k]`` from
 :func:`sparse3d.kernel.kernel_offsets`, ``s`` = conv stride):
@@ -16,166 +20,79 @@ Kernel-map semantics (``o`` output row, ``i`` input row, ``off[k]`` from
 * transposed and generative transposed conv (coarse -> fine) use the same pairs with the
   roles of input and output swapped, so ``ConvTranspose3d`` exactly undoes the geometry of
   the ``Conv3d`` that produced the coarse set.
+
+The maps themselves (:class:`~sparse3d.kernel_map.KernelMap`: which pairs) are geometry only; how
+a backend multiplies over them is its own plan (see :mod:`sparse3d.backends`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
 import torch
 
 from sparse3d import _ext
 from sparse3d.kernel import kernel_offsets
+from sparse3d.kernel_map import KernelMap, NeighborTables, PlanCache
 
-COORD_MIN, COORD_MAX, BATCH_MAX = -32768, 32767, 2047
+if TYPE_CHECKING:  # pragma: no cover
+    from sparse3d import _C
+
+__all__ = ["CoordinateManager", "KernelMap", "NeighborTables", "PlanCache", "pack", "unpack", "check_range",
+           "COORD_MIN", "COORD_MAX", "BATCH_MAX", "SCALED_COORD_BOUND"]
+
+LIMIT_NAMES = ("COORD_MIN", "COORD_MAX", "BATCH_MAX", "SCALED_COORD_BOUND")
+
+
+def __getattr__(name: str) -> int:
+    """``COORD_MIN``, ``COORD_MAX``, ``BATCH_MAX``, ``SCALED_COORD_BOUND``: read from ``_C.limits``
+    (csrc/common/coord_pack.h), the one place they are stated; the extension loads on first use."""
+    if name in LIMIT_NAMES:
+        return int(getattr(_ext.limits(), name))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def pack(coords: torch.Tensor) -> torch.Tensor:
-    """Pack int32 ``[N, 4]`` (b, x, y, z) into sortable int64 keys ``[N]`` (b, x, y, z order)."""
+    """Pack int32 ``[N, 4]`` (b, x, y, z) into sortable int64 keys ``[N]`` (b, x, y, z order), as
+    csrc/common/coord_pack.h does: 16 bits per axis stored with an offset of ``-COORD_MIN``."""
+    lo = _ext.limits().COORD_MIN
     c = coords.long()
-    return (c[:, 0] << 48) | ((c[:, 1] - COORD_MIN) << 32) | ((c[:, 2] - COORD_MIN) << 16) | (c[:, 3] - COORD_MIN)
+    return (c[:, 0] << 48) | ((c[:, 1] - lo) << 32) | ((c[:, 2] - lo) << 16) | (c[:, 3] - lo)
 
 
 def unpack(keys: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`pack`: int64 ``[N]`` -> int32 ``[N, 4]``."""
+    lo = _ext.limits().COORD_MIN
     b = keys >> 48
-    x = ((keys >> 32) & 0xFFFF) + COORD_MIN
-    y = ((keys >> 16) & 0xFFFF) + COORD_MIN
-    z = (keys & 0xFFFF) + COORD_MIN
+    x = ((keys >> 32) & 0xFFFF) + lo
+    y = ((keys >> 16) & 0xFFFF) + lo
+    z = (keys & 0xFFFF) + lo
     return torch.stack([b, x, y, z], dim=1).int()
 
 
 def check_range(coords: torch.Tensor, name: str = "coords") -> None:
-    """Raise ValueError if coords int ``[N, 4]`` leave the packable range."""
+    """Raise ValueError if coords int ``[N, 4]`` leave the limits (``_C.limits``: batch in
+    ``[0, BATCH_MAX]``, x, y, z in ``[COORD_MIN, COORD_MAX]``)."""
     if coords.numel() == 0:
         return
+    lim = _ext.limits()
     lo = coords.min(dim=0).values.tolist()
     hi = coords.max(dim=0).values.tolist()
-    if lo[0] < 0 or hi[0] > BATCH_MAX:
-        raise ValueError(f"{name}[:, 0] (batch index) must be in [0, {BATCH_MAX}], got range [{lo[0]}, {hi[0]}]")
-    if min(lo[1:]) < COORD_MIN or max(hi[1:]) > COORD_MAX:
+    if lo[0] < 0 or hi[0] > lim.BATCH_MAX:
+        raise ValueError(f"{name}[:, 0] (batch index) must be in [0, {lim.BATCH_MAX}], got range [{lo[0]}, {hi[0]}]")
+    if min(lo[1:]) < lim.COORD_MIN or max(hi[1:]) > lim.COORD_MAX:
         raise ValueError(
-            f"{name}[:, 1:4] (x, y, z) must be in [{COORD_MIN}, {COORD_MAX}], got range "
+            f"{name}[:, 1:4] (x, y, z) must be in [{lim.COORD_MIN}, {lim.COORD_MAX}], got range "
             f"[{min(lo[1:])}, {max(hi[1:])}]"
         )
-
-
-class _PairTables:
-    """The index structures of one conv geometry, each built on first use and shared by a map and
-    its transpose: the two neighbor tables (the CPU kernels' form) and the compacted pair list (the
-    CUDA kernels' form, built from the output-side table). Backends with their own index structures
-    (spconv) never ask for them, so they pay nothing.
-
-    ``build_out() -> nbr_out`` int32 ``[N_out, K]``; ``n_in``: rows of the conv's input set;
-    ``symmetric``: the map is its own transpose with the offsets reversed (odd submanifold kernels),
-    so ``nbr_in`` is ``nbr_out`` with its columns flipped instead of an inversion."""
-
-    def __init__(self, build_out: Callable[[], torch.Tensor], n_in: int, symmetric: bool) -> None:
-        self._build_out: Optional[Callable[[], torch.Tensor]] = build_out
-        self.n_in = n_in
-        self.symmetric = symmetric
-        self._out: Optional[torch.Tensor] = None
-        self._in: Optional[torch.Tensor] = None
-        self._pairs: Optional[object] = None
-        self._implicit: Dict[str, object] = {}
-
-    def out(self) -> torch.Tensor:
-        if self._out is None:
-            assert self._build_out is not None
-            self._out = self._build_out()
-            self._build_out = None
-        return self._out
-
-    def get(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(nbr_out, nbr_in) of the conv direction."""
-        if self._in is None:
-            nbr_out = self.out()
-            if self.symmetric:
-                self._in = nbr_out.flip(1).contiguous()
-            else:
-                self._in = _ext.load().kmap.invert(nbr_out, self.n_in)
-        return self.out(), self._in
-
-    def pairs(self):
-        """``_C.conv.ConvPairs`` of the conv direction (src = input rows, dst = output rows)."""
-        if self._pairs is None:
-            self._pairs = _ext.load().conv.pairs(self.out(), self.n_in)
-        return self._pairs
-
-    def implicit(self, side: str):
-        """``_C.conv.ImplicitTable`` of the conv direction's ``side`` ("out": nbr_out, "in": nbr_in),
-        checked against its input rows and with its rows sorted by active offsets (the
-        implicit-GEMM kernels' form, csrc/conv/implicit_gemm.h); each side built on first use."""
-        if side not in self._implicit:
-            nbr_out, nbr_in = (self.out(), None) if side == "out" else self.get()
-            C = _ext.load()
-            self._implicit[side] = (C.conv.implicit_table(nbr_out, self.n_in) if side == "out"
-                                    else C.conv.implicit_table(nbr_in, nbr_out.shape[0]))
-        return self._implicit[side]
-
-
-@dataclass(frozen=True)
-class KernelMap:
-    """Pairs (input row, output row, offset index) of one convolution, as two tables.
-
-    nbr_out: int32 ``[N_out, K]``, input row feeding output row o through offset k, or -1.
-    nbr_in:  int32 ``[N_in, K]``, output row fed by input row i through offset k, or -1.
-    pairs:   the same pairs as lists per offset (what the CUDA kernels run on).
-    implicit_out / implicit_in: the two tables checked and row-sorted for the implicit-GEMM kernels.
-    Each is built on first access (see :class:`_PairTables`).
-    """
-
-    tables: _PairTables  # index structures of the conv (non-transposed) direction
-    in_key: int
-    out_key: int
-    kernel_size: int
-    stride: int
-    dilation: int
-    transposed: bool
-
-    @property
-    def nbr_out(self) -> torch.Tensor:
-        t = self.tables.get()
-        return t[1] if self.transposed else t[0]
-
-    @property
-    def nbr_in(self) -> torch.Tensor:
-        t = self.tables.get()
-        return t[0] if self.transposed else t[1]
-
-    @property
-    def pairs(self):
-        """The active pairs as ``_C.conv.ConvPairs`` (src: input rows, dst: output rows, grouped by
-        offset; see csrc/conv/conv_pairs.h), built on first access."""
-        p = self.tables.pairs()
-        return p.swapped() if self.transposed else p
-
-    @property
-    def implicit_out(self):
-        """``_C.conv.ImplicitTable`` over nbr_out (the forward pass of the implicit-GEMM kernels)."""
-        return self.tables.implicit("in" if self.transposed else "out")
-
-    @property
-    def implicit_in(self):
-        """``_C.conv.ImplicitTable`` over nbr_in (their input gradient)."""
-        return self.tables.implicit("out" if self.transposed else "in")
-
-    def transpose(self) -> "KernelMap":
-        """The same pairs with inputs and outputs swapped (for the transposed conv)."""
-        return KernelMap(self.tables, self.out_key, self.in_key, self.kernel_size, self.stride, self.dilation,
-                         not self.transposed)
-
-    @property
-    def num_pairs(self) -> int:
-        return int((self.nbr_out >= 0).sum())
 
 
 @dataclass
 class _CoordSet:
     coords: torch.Tensor  # int32 [N, 4]
     stride: int
-    table: Optional[object] = None  # _C.hash.CoordHashTable, built lazily (for lookups)
-    sorted: Dict[int, object] = field(default_factory=dict)  # mul -> _C.kmap.SortedCoords
+    table: Optional["_C.hash.CoordHashTable"] = None  # built lazily (for lookups)
+    sorted: Dict[int, "_C.kmap.SortedCoords"] = field(default_factory=dict)  # mul -> sorted keys
 
 
 class CoordinateManager:
@@ -189,10 +106,9 @@ class CoordinateManager:
         self._sets: Dict[int, _CoordSet] = {}
         self._parents: Dict[int, int] = {}
         self._derived: Dict[Tuple, int] = {}
-        self._kmaps: Dict[Tuple, KernelMap] = {}
-        # Index structures a backend builds from these coordinates (spconv's index pairs), keyed by
-        # (backend name, ...geometry); owned by this manager like the kernel maps, never global.
-        self.backend_cache: Dict[Tuple, object] = {}
+        # kernel maps by (in_key, out_key, kernel_size, stride, dilation, kind); each carries the
+        # backends' plans of its geometry (KernelMap.plans), so they live and die with this manager
+        self._kmaps: Dict[Tuple[int, int, int, int, int, str], KernelMap] = {}
 
     # ---- coordinate sets -------------------------------------------------------------
     def insert(self, coords: torch.Tensor, stride: int, check_unique: bool = False,
@@ -221,11 +137,11 @@ class CoordinateManager:
                                  "points per voxel)")
         return key
 
-    def sorted(self, key: int, mul: int = 1):
-        """The set's coordinates times ``mul`` as sorted keys (``_C.kmap.SortedCoords``), cached."""
+    def sorted(self, key: int, mul: int = 1) -> "_C.kmap.SortedCoords":
+        """The set's coordinates times ``mul`` as sorted keys, cached."""
         s = self._sets[key]
         if mul not in s.sorted:
-            s.sorted[mul] = _ext.load().kmap.sort_coords(s.coords, mul)
+            s.sorted[mul] = _ext.kmap().sort_coords(s.coords, mul)
         return s.sorted[mul]
 
     def coords(self, key: int) -> torch.Tensor:
@@ -238,11 +154,11 @@ class CoordinateManager:
     def size(self, key: int) -> int:
         return int(self._sets[key].coords.shape[0])
 
-    def table(self, key: int):
+    def table(self, key: int) -> "_C.hash.CoordHashTable":
         """The hash table of a set (built on first use)."""
         s = self._sets[key]
         if s.table is None:
-            s.table = _ext.load().hash.build(s.coords)
+            s.table = _ext.hash().build(s.coords)
         return s.table
 
     def parent(self, key: int) -> Optional[int]:
@@ -291,13 +207,15 @@ class CoordinateManager:
     # ---- kernel maps -----------------------------------------------------------------
     def kernel_map(self, in_key: int, out_key: int, kernel_size: int, stride: int, dilation: int = 1,
                    transposed: bool = False) -> KernelMap:
-        """Kernel map from set ``in_key`` to set ``out_key``.
+        """Kernel map from set ``in_key`` to set ``out_key`` (cached: the same object every call).
 
         ``transposed=False``: a (strided or submanifold) conv map, ``stride(out) == stride(in) * stride``;
         ``transposed=True``: the transposed map (coarse -> fine, ``stride(in) == stride(out) * stride``):
         the pairs of the conv ``out_key -> in_key`` with roles swapped, so input ``i`` feeds output
         ``i * stride + off[k]`` through offset k. At stride 1 this is *not* the submanifold map: its
-        offsets point the other way (a transposed conv equals a conv with the kernel flipped).
+        offsets point the other way (a transposed conv equals a conv with the kernel flipped). Its kind
+        is "generative_conv_transpose" when ``out_key`` is the set :meth:`generate` made from ``in_key``
+        with these arguments, else "conv_transpose".
         """
         s_in, s_out = self.stride(in_key), self.stride(out_key)
         if not transposed:
@@ -308,18 +226,24 @@ class CoordinateManager:
         if s_in != s_out * stride:
             raise ValueError(f"no transposed kernel map with stride={stride} from a set of tensor stride {s_in} "
                              f"to one of tensor stride {s_out} (expected {s_in // max(stride, 1)})")
-        return self._conv_map(out_key, in_key, kernel_size, stride, dilation).transpose()
+        generated = self._derived.get(("gen", in_key, kernel_size, stride, dilation)) == out_key
+        kind = "generative_conv_transpose" if generated else "conv_transpose"
+        cache = (in_key, out_key, kernel_size, stride, dilation, kind)
+        if cache not in self._kmaps:
+            self._kmaps[cache] = self._conv_map(out_key, in_key, kernel_size, stride, dilation).transpose(kind)
+        return self._kmaps[cache]
 
     def _conv_map(self, in_key: int, out_key: int, kernel_size: int, stride: int, dilation: int) -> KernelMap:
-        cache = (in_key, out_key, kernel_size, stride, dilation)
+        cache = (in_key, out_key, kernel_size, stride, dilation, "conv")
         if cache not in self._kmaps:
             def build_out() -> torch.Tensor:
                 off = kernel_offsets(kernel_size, dilation)
-                return _ext.load().kmap.neighbor_table(self.sorted(out_key, stride), self.sorted(in_key), off)
+                return _ext.kmap().neighbor_table(self.sorted(out_key, stride), self.sorted(in_key), off)
 
             symmetric = in_key == out_key and stride == 1 and kernel_size % 2 == 1  # odd kernels: point-symmetric
-            tables = _PairTables(build_out, self.size(in_key), symmetric)
-            self._kmaps[cache] = KernelMap(tables, in_key, out_key, kernel_size, stride, dilation, False)
+            tables = NeighborTables(build_out, self.size(in_key), symmetric)
+            self._kmaps[cache] = KernelMap("conv", in_key, out_key, kernel_size, stride, dilation,
+                                           self.coords(in_key), self.coords(out_key), tables)
         return self._kmaps[cache]
 
     def to(self, device: torch.device | str) -> "CoordinateManager":

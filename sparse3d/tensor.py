@@ -10,7 +10,7 @@ so kernel maps are computed once and reused by every layer.
 from __future__ import annotations
 
 import operator
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -42,7 +42,7 @@ def _check_feats(feats: torch.Tensor, name: str = "feats", n: Optional[int] = No
         raise ValueError(f"{name} must be on the tensor's device {device}, got {feats.device}; move it with .to()")
 
 
-def _check_batch_size(batch_size: object, needed: int, name: str = "batch_size") -> int:
+def _check_batch_size(batch_size: Any, needed: int, name: str = "batch_size") -> int:
     """``batch_size`` as an int >= ``needed`` (the largest batch index present + 1)."""
     try:
         if isinstance(batch_size, bool):
@@ -170,10 +170,12 @@ class SparseTensor:
         ``batch_size`` (B) defaults to :attr:`batch_size` and may not be smaller.
         """
         c = self.coords.long()
-        o = torch.zeros(3, dtype=torch.long, device=c.device) if origin is None else \
-            torch.as_tensor(list(origin), dtype=torch.long, device=c.device)
-        if o.shape != (3,):
-            raise ValueError(f"origin must have 3 values, got {list(origin)}")
+        if origin is None:
+            o = torch.zeros(3, dtype=torch.long, device=c.device)
+        else:
+            o = torch.as_tensor(list(origin), dtype=torch.long, device=c.device)
+            if o.shape != (3,):
+                raise ValueError(f"origin must have 3 values, got {list(origin)}")
         xyz = c[:, 1:] - o
         if xyz.numel() and int(xyz.min()) < 0:
             raise ValueError(f"origin={o.tolist()} must be <= every coordinate, got minimum "
@@ -251,8 +253,7 @@ class SparseTensor:
         if len(tensors) == 0:
             raise ValueError("tensors must hold at least one SparseTensor, got an empty sequence")
         for i, t in enumerate(tensors):
-            if not isinstance(t, SparseTensor):
-                raise TypeError(f"tensors[{i}] must be a SparseTensor, got {type(t).__name__}")
+            require_sparse_tensor(t, f"tensors[{i}]")
         first = tensors[0]
         for i, t in enumerate(tensors[1:], start=1):
             if t.dtype != first.dtype:
@@ -286,3 +287,11 @@ class SparseTensor:
             cb[:, 0] = 0
             out.append(SparseTensor(cb, self.feats[sel], stride=self.stride))
         return out
+
+
+def require_sparse_tensor(value: Any, name: str) -> SparseTensor:
+    """``value`` itself when it is a :class:`SparseTensor`, else TypeError
+    ``"<name> must be a SparseTensor, got <type>"`` (the message dialect of :mod:`sparse3d.utils.checks`)."""
+    if not isinstance(value, SparseTensor):
+        raise TypeError(f"{name} must be a SparseTensor, got {type(value).__name__}")
+    return value

@@ -20,7 +20,7 @@ def shared_path(*parts: str) -> str:
 def native_or_skip():
     """sparse3d._C.fusion, or skip when the extension is not built."""
     try:
-        from data_tools.fusion import _native
-        return _native()
+        from data_tools.fusion import native_fusion
+        return native_fusion()
     except ImportError as e:
         pytest.skip(f"native extension not built: {e}")

@@ -128,17 +128,26 @@ def test_max_pool3d(device, backend, i, case):
 
 
 def test_spconv_pairs_reused_across_layers():
+    """spconv's index pairs are the plan of a geometry, cached on its kernel map: two submanifold layers
+    share one, and a strided conv, the transposed conv back and the max pool of that geometry share
+    another (no global cache, no indice_key)."""
     x = random_sparse(80, 12, 4, seed=0)
     w3 = torch.randn(27, 4, 4, dtype=torch.float64)
     w2 = torch.randn(8, 4, 4, dtype=torch.float64)
     y = s3d.ops.conv3d(s3d.ops.conv3d(x, w3, backend="spconv"), w3, backend="spconv")  # two subm layers
-    assert len(x.manager.backend_cache) == 1
+    subm = x.manager.kernel_map(x.key, x.key, 3, 1)
+    assert [key[:3] for key in subm.plans.keys("spconv") if key[0] == "pairs"] == [("pairs", False, "subm")]
     down = s3d.ops.conv3d(y, w2, None, 2, 2, backend="spconv")
     up = s3d.ops.conv_transpose3d(down, w2, None, 2, 2, backend="spconv")  # reuses the down conv's pairs
     pool = s3d.ops.max_pool3d(y, 2, 2, backend="spconv")  # so does the pool of the same geometry
     assert torch.equal(up.coords, x.coords) and torch.equal(pool.coords, down.coords)
-    modes = sorted(key[2] for key in x.manager.backend_cache if key[0] == "spconv")
-    assert modes == ["conv", "subm"], modes
+    km = x.manager.kernel_map(y.key, down.key, 2, 2)
+    up_km = x.manager.kernel_map(down.key, y.key, 2, 2, transposed=True)
+    assert up_km.kind == "conv_transpose" and up_km.plans is km.plans
+    modes = sorted(key[2] for key in km.plans.keys("spconv") if key[0] == "pairs")
+    assert modes == ["conv"], modes
+    be = get_backend("spconv")
+    assert be.plan(up_km, up.feats).pairs is be.plan(km, y.feats).pairs
 
 
 @pytest.mark.parametrize("k,s,d", [(3, 1, 1), (3, 1, 2), (2, 2, 1), (3, 2, 1)])
@@ -216,9 +225,11 @@ def test_errors_name_the_problem():
         s3d.ops.conv3d(x, torch.randn(8, 2, 2), kernel_size=2, stride=2, backend=igemm)
     with pytest.raises(ValueError, match="op 'max_pool'"):
         s3d.ops.max_pool3d(x, backend=igemm)
-    with pytest.raises(ValueError, match="op must be one of"):
-        kmap = x.manager.kernel_map(x.key, x.key, 3, 1)
-        get_backend("spconv").conv(x.feats, w, kmap, "deform_conv", x.manager)
+    kmap = x.manager.kernel_map(x.key, x.key, 3, 1)
+    with pytest.raises(ValueError, match="kind must be one of"):  # a map says what it is, and only known kinds
+        kmap.transpose(kind="deform_conv")
+    with pytest.raises(ValueError, match="max_pool needs a conv .*'conv_transpose'"):
+        get_backend("spconv").max_pool(x.feats, kmap.transpose())
 
 
 @pytest.mark.skipif("cuda" not in devices(), reason="no CUDA device")

@@ -3,10 +3,10 @@ import os
 import numpy as np
 import pytest
 
-from sparse3d.data.procedural import procedural_sample
-from sparse3d.models.mesh import tsdf_to_mesh, write_ply
-from sparse3d.train.metrics import chamfer, completion_metrics, iou, l1_known, sample_mesh
-from sparse3d.train.predict import input_prediction
+from sparse3d.tasks.completion.metrics import chamfer, completion_metrics, iou, l1_known, sample_mesh
+from sparse3d.tasks.completion.predict import input_prediction
+from sparse3d.tasks.completion.procedural import procedural_sample
+from sparse3d.utils.mesh import tsdf_to_mesh, write_ply
 
 import pytest as _pytest
 
@@ -61,7 +61,7 @@ def test_mesh_extraction_plane(tmp_path):
 def test_reads_data_tools_crop_format(tmp_path):
     """A crop in data_tools' documented format (docs/dataset_format.md, sparse3d.crops v1) loads densely."""
     import json
-    from sparse3d.data.completion_dataset import CompletionDataset
+    from sparse3d.tasks.completion.dataset import CompletionDataset
     size = (4, 4, 8)
     known = np.zeros(size, bool)
     known[:, :, :4] = True
@@ -83,14 +83,14 @@ def test_reads_data_tools_crop_format(tmp_path):
 # ---- prediction: occ_thresh, sample/model checks, non-finite metrics ---------------------------------
 
 def _small_net(**kw):
-    from sparse3d.models import CompletionConfig, CompletionNet
+    from sparse3d.tasks.completion.model import CompletionConfig, CompletionNet
     import torch
     torch.manual_seed(0)
     return CompletionNet(CompletionConfig(channels=(4, 8, 8), grow_steps=1, **kw))
 
 
 def test_meshes_use_the_callers_occ_thresh():
-    from sparse3d.train.predict import evaluate_sample, meshes, occupancy_mesh
+    from sparse3d.tasks.completion.predict import evaluate_sample, meshes, occupancy_mesh
     s = procedural_sample(16, 1)
     pred = input_prediction(s)
     for t in (0.5, 1.0):
@@ -102,7 +102,7 @@ def test_meshes_use_the_callers_occ_thresh():
 
 
 def test_sample_must_match_the_models_trunc_and_voxel_size():
-    from sparse3d.train.predict import evaluate_sample, predict_sample
+    from sparse3d.tasks.completion.predict import evaluate_sample, predict_sample
     with pytest.raises(ValueError, match=r"sample trunc \(2\.0 voxels\) differs from the model's trunc \(3\.0 voxels\)"):
         evaluate_sample(_small_net(), procedural_sample(16, 0, trunc=2.0))
     s = procedural_sample(16, 0)  # voxel_size 0.05
@@ -115,7 +115,7 @@ def test_sample_must_match_the_models_trunc_and_voxel_size():
 
 def test_empty_mesh_chamfer_is_null_in_json_and_na_in_table(tmp_path):
     import json
-    from sparse3d.train.predict import format_table, write_json
+    from sparse3d.tasks.completion.predict import format_table, write_json
     assert chamfer(np.zeros((0, 3)), np.zeros((4, 3))) == float("inf")
     rows = {"a": {"input": {"iou": 0.5, "l1": 1.0, "chamfer_m": 0.2}, "prediction": {"iou": 0.25, "l1": 2.0,
                                                                                   "chamfer_m": 0.1}},
@@ -134,7 +134,7 @@ def test_empty_mesh_chamfer_is_null_in_json_and_na_in_table(tmp_path):
 
 
 def test_keep_observed_keeps_measurements_and_fills_only_unobserved_space():
-    from sparse3d.train.predict import predict_sample
+    from sparse3d.tasks.completion.predict import predict_sample
     s = procedural_sample(16, 3)
     net = _small_net()
     raw = predict_sample(net, s, keep_observed=False)

@@ -3,10 +3,10 @@ import pytest
 import torch
 
 import sparse3d as s3d
-from sparse3d.data.completion_dataset import collate, sparse_input
-from sparse3d.data.procedural import procedural_sample
-from sparse3d.models import CompletionConfig, CompletionNet
-from sparse3d.train.completion_loss import CompletionTarget, completion_loss, log_transform
+from sparse3d.tasks.completion.dataset import collate, sparse_input
+from sparse3d.tasks.completion.procedural import procedural_sample
+from sparse3d.tasks.completion.model import CompletionConfig, CompletionNet
+from sparse3d.tasks.completion.loss import CompletionTarget, completion_loss, log_transform
 
 import pytest as _pytest
 

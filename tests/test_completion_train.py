@@ -8,19 +8,22 @@ import sys
 import pytest
 import torch
 
-from sparse3d.train.checkpoint import load_checkpoint, load_model
-from sparse3d.train.config import load_config
-from sparse3d.train import loop
-from sparse3d.train.loop import params_digest, train
+from sparse3d.tasks.completion import train as completion_train
+from sparse3d.tasks.completion.checkpoint import load_model
+from sparse3d.tasks.completion.config import load_config
+from sparse3d.tasks.completion.train import train
+from sparse3d.train import jsonl, plots
+from sparse3d.train.checkpoint import load_checkpoint
+from sparse3d.train.loop import params_digest
 
-from _completion_fixtures import write_tiny_dataset
+from _completion_fixtures import crop_paths, write_tiny_dataset
 
 import pytest as _pytest
 
 pytestmark = _pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = {"channels": [4, 8, 8], "grow_steps": 1, "batch_size": 2, "lr_decay_at": [], "checkpoint_every": 2,
+TINY = {"model": {"channels": [4, 8, 8], "grow_steps": 1}, "batch_size": 2, "lr_decay_at": [], "checkpoint_every": 2,
         "threads": 1}  # one thread whatever the fixture order: runs compared bit for bit use the same one
 
 
@@ -55,7 +58,7 @@ def test_train_writes_metrics_plot_checkpoint_and_resumes_exactly(tiny_data, tmp
         torch.testing.assert_close(got["model"][k], v, rtol=1e-5, atol=1e-6, msg=k)
     assert len(open(tmp_path / "b" / "metrics.jsonl").readlines()) == 4
     net, cfg = load_model(str(tmp_path / "b" / "last.pt"))
-    assert cfg.channels == [4, 8, 8] and not net.training
+    assert cfg.model.channels == (4, 8, 8) and not net.training
 
 
 def test_seeded_runs_are_identical(tiny_data, tmp_path):
@@ -97,11 +100,12 @@ def test_cli_train_predict_eval(tiny_data, tmp_path):
     assert main(["train", "completion", "--config", str(tmp_path / "c.yaml"), "--data", tiny_data,
                  "--out", str(out), "--steps", "2"]) == 0
     ck = str(out / "last.pt")
-    assert main(["predict", "--checkpoint", ck, "--input", os.path.join(tiny_data, "tiny00.npz"),
-                 "--out", str(tmp_path / "pred")]) == 0
-    for f in ("tiny00_input.ply", "tiny00_target.ply", "tiny00_prediction_grid.npz", "tiny00_metrics.json"):
-        assert (tmp_path / "pred" / f).is_file(), f
-    m = json.load(open(tmp_path / "pred" / "tiny00_metrics.json"))
+    first = crop_paths(tiny_data)[0]
+    name = os.path.splitext(os.path.basename(first))[0]
+    assert main(["predict", "--checkpoint", ck, "--input", first, "--out", str(tmp_path / "pred")]) == 0
+    for f in ("_input.ply", "_target.ply", "_prediction_grid.npz", "_metrics.json"):
+        assert (tmp_path / "pred" / (name + f)).is_file(), name + f
+    m = json.load(open(tmp_path / "pred" / f"{name}_metrics.json"))
     assert 0 <= m["prediction"]["iou"] <= 1 and 0 < m["input"]["iou"] <= 1
     assert main(["eval", "--checkpoint", ck, "--data", tiny_data, "--json", str(tmp_path / "m.json")]) == 0
     assert len(json.load(open(tmp_path / "m.json"))) == 4
@@ -142,15 +146,15 @@ def test_jsonl_helpers(tmp_path):
     with open(p, "w") as f:
         f.write('{"step": 0, "loss": 1.0}\n{"step": 1, "loss": 2.0}\n{"step": 1, "loss": 3.0}\n{"st')
     # partial last line dropped; a step logged twice keeps its last row
-    assert loop._read_jsonl(p) == [{"step": 0, "loss": 1.0}, {"step": 1, "loss": 3.0}]
-    loop._append_jsonl(p, [{"step": 2, "loss": 4.0}])  # cuts the partial line before appending
+    assert jsonl.read_jsonl(p) == [{"step": 0, "loss": 1.0}, {"step": 1, "loss": 3.0}]
+    jsonl.append_jsonl(p, [{"step": 2, "loss": 4.0}])  # cuts the partial line before appending
     assert open(p).read().splitlines()[-2:] == ['{"step": 1, "loss": 3.0}', '{"step": 2, "loss": 4.0}']
-    loop._truncate_jsonl(p, 2)
+    jsonl.truncate_jsonl(p, 2)
     assert open(p).read() == '{"step": 0, "loss": 1.0}\n{"step": 1, "loss": 3.0}\n'
     with open(p, "w") as f:
         f.write('{"step": 0}\nnot json\n{"step": 2}\n')
     with pytest.raises(ValueError, match=r"m\.jsonl: line 2 is not valid JSON"):
-        loop._read_jsonl(p)
+        jsonl.read_jsonl(p)
 
 
 def test_interrupt_after_update_counts_the_step(tiny_data, tmp_path, monkeypatch, straight4):
@@ -178,7 +182,7 @@ def test_interrupt_after_update_counts_the_step(tiny_data, tmp_path, monkeypatch
 def test_interrupt_before_update_redoes_the_step(tiny_data, tmp_path, monkeypatch, straight4):
     """Ctrl-C after step 2's forward (BatchNorm statistics already moved), before its update."""
     out = tmp_path / "f"
-    orig, calls = loop.completion_loss, []
+    orig, calls = completion_train.completion_loss, []
 
     def loss_fn(*a, **k):
         calls.append(1)
@@ -186,7 +190,7 @@ def test_interrupt_before_update_redoes_the_step(tiny_data, tmp_path, monkeypatc
             raise KeyboardInterrupt
         return orig(*a, **k)
 
-    monkeypatch.setattr(loop, "completion_loss", loss_fn)
+    monkeypatch.setattr(completion_train, "completion_loss", loss_fn)
     with pytest.raises(KeyboardInterrupt):
         train(_cfg(tiny_data, out, 4, checkpoint_every=100), progress=False)
     monkeypatch.undo()
@@ -206,7 +210,7 @@ def test_plot_metrics_leaves_global_backend_alone(tmp_path, monkeypatch):
     monkeypatch.setitem(matplotlib.rcParams, "backend", "svg")
     p = tmp_path / "m.jsonl"
     p.write_text("".join(json.dumps({"step": i, "loss": 1.0 / (i + 1), "lr": 1e-3}) + "\n" for i in range(5)))
-    loop.plot_metrics(str(p), str(tmp_path / "loss.png"))
+    plots.plot_metrics(str(p), str(tmp_path / "loss.png"))
     assert dict.__getitem__(matplotlib.rcParams, "backend") == "svg"
     assert Image.open(tmp_path / "loss.png").size == (630, 360)  # 7 x 4 inches at 90 dpi
 
@@ -222,14 +226,15 @@ def test_thread_count_restored(tiny_data, tmp_path):
 
 def test_trunc_mismatch_with_data_raises(tiny_data, tmp_path):
     with pytest.raises(ValueError, match=r"trunc \(3\.0 voxels.*differs from the config's trunc \(2\.0 voxels\)"):
-        train(_cfg(tiny_data, tmp_path / "x", 1, trunc=2.0), progress=False)
+        train(_cfg(tiny_data, tmp_path / "x", 1, model={**TINY["model"], "trunc": 2.0}), progress=False)
 
 
 def test_checkpoint_records_data_voxel_size(tiny_data, tmp_path):
     train(_cfg(tiny_data, tmp_path / "v", 1), progress=False)
-    assert load_checkpoint(str(tmp_path / "v" / "last.pt"))["data"] == {"voxel_size": 0.05, "trunc": 3.0}
+    # sparse3d.crops stores the voxel size as float32
+    assert load_checkpoint(str(tmp_path / "v" / "last.pt"))["data"] == {"voxel_size": pytest.approx(0.05), "trunc": 3.0}
     net, _ = load_model(str(tmp_path / "v" / "last.pt"))
-    assert net.config.voxel_size == 0.05 and net.config.trunc == 3.0
+    assert net.config.voxel_size == pytest.approx(0.05) and net.config.trunc == 3.0
 
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
@@ -257,3 +262,87 @@ def test_amp_setting_is_checked():
     with pytest.raises(ValueError, match="amp must be one of"):
         load_config(None, {"amp": "fp8"})
     assert load_config(None, {"amp": False}).amp == "off"  # YAML's reading of `amp: off`
+
+
+# ---- checkpoint format versions, config layout, command-line values ------------------------------------
+
+def _write_format1_checkpoint(src: str, dst: str) -> None:
+    """Rewrite a checkpoint in the layout written before format versions: no format_version / task, the
+    network keys of the config at the top level (as the old TrainConfig.to_dict() wrote them)."""
+    state = load_checkpoint(src)
+    cfg = dict(state["config"])
+    model = cfg.pop("model")
+    cfg.update({k: model[k] for k in ("channels", "grow_steps", "coarse_dense", "blocks", "trunc")})
+    old = {k: v for k, v in state.items() if k not in ("format_version", "task")}
+    old["config"] = cfg
+    torch.save(old, dst)
+
+
+def test_format1_checkpoint_loads_and_resumes(tiny_data, tmp_path, straight4):
+    out = tmp_path / "old"
+    train(_cfg(tiny_data, out, 2), progress=False)
+    new = load_checkpoint(str(out / "last.pt"))
+    assert new["format_version"] == 2 and new["task"] == "completion" and new["config"]["model"]["grow_steps"] == 1
+    _write_format1_checkpoint(str(out / "last.pt"), str(out / "last.pt"))
+    assert "format_version" not in torch.load(str(out / "last.pt"), weights_only=True)
+    net, cfg = load_model(str(out / "last.pt"))
+    assert cfg.model.channels == (4, 8, 8) and cfg.model.grow_steps == 1 and net.config.voxel_size == pytest.approx(0.05)
+    train(_cfg(tiny_data, out, 4), progress=False)  # resumes from the old file
+    _assert_same_weights(load_checkpoint(str(out / "last.pt")), straight4)
+
+
+def test_unknown_format_version_and_other_task_are_named(tiny_data, tmp_path):
+    from sparse3d.train.checkpoint import save_checkpoint
+    train(_cfg(tiny_data, tmp_path / "v", 1), progress=False)
+    state = load_checkpoint(str(tmp_path / "v" / "last.pt"))
+    torch.save({**state, "format_version": 99}, str(tmp_path / "future.pt"))
+    with pytest.raises(ValueError, match=r"future\.pt' has format version 99; this sparse3d reads format versions 1 to 2"):
+        load_model(str(tmp_path / "future.pt"))
+    save_checkpoint(str(tmp_path / "g.pt"), {"modules": {}, "epoch": 0, "val": 1.0}, "gen2d")
+    with pytest.raises(ValueError, match=r"g\.pt' was written by task 'gen2d', expected a 'completion' checkpoint"):
+        load_model(str(tmp_path / "g.pt"))
+
+
+def test_config_holds_the_model_config_and_reads_flat_keys(tmp_path):
+    from sparse3d.tasks.completion.model import CompletionConfig
+    cfg = load_config(None, {"model": {"channels": [8, 8]}, "steps": 3})
+    assert cfg.model == CompletionConfig(channels=(8, 8)) and cfg.steps == 3
+    old = tmp_path / "old.yaml"
+    old.write_text("steps: 3\nchannels: [8, 8]\ntrunc: 2.0\n")
+    with pytest.warns(FutureWarning, match=r"old\.yaml.*\['channels', 'trunc'\] belong under `model:`"):
+        flat = load_config(str(old))
+    assert flat.model == CompletionConfig(channels=(8, 8), trunc=2.0) and flat.steps == 3
+    with pytest.raises(ValueError, match=r"unknown model keys \['chanels'\]"):
+        load_config(None, {"model": {"chanels": [8]}})
+    with pytest.raises(ValueError, match=r"\['trunc'\] given both at the top level and under model:"):
+        load_config(None, {"trunc": 2.0, "model": {"trunc": 3.0}})
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "completion", "--amp", "fp8"], "argument --amp: invalid choice: 'fp8'"),
+    (["train", "completion", "--backend", "cudnn"], "argument --backend: invalid choice: 'cudnn'"),
+    (["train", "completion", "--steps", "0"], "argument --steps: expected an integer >= 1, got 0"),
+    (["train", "completion", "--lr", "fast"], "argument --lr: expected a number > 0, got 'fast'"),
+    (["predict", "--checkpoint", "a", "--input", "b", "--out", "c", "--input-fraction", "1.5"],
+     "argument --input-fraction: expected a number in (0, 1], got 1.5"),
+    (["eval", "--checkpoint", "a", "--data", "b", "--device", "gpu0"], "argument --device: expected a torch device"),
+    (["demo", "--threads", "0"], "argument --threads: expected an integer >= 1, got 0"),
+])
+def test_bad_option_values_are_one_line_usage_errors(argv, message, capsys):
+    from sparse3d.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_train_completion_help_shows_every_default(capsys):
+    from sparse3d.cli import main
+    with pytest.raises(SystemExit):
+        main(["train", "completion", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for opt in ("--steps", "--batch-size", "--lr", "--backend", "--amp", "--checkpoint-every", "--threads"):
+        assert opt in out
+    assert "{native,torch,spconv}" in out and "{off,bf16,fp16}" in out
+    assert "(default: 300)" in out and "(default: native)" in out and "(default: off)" in out

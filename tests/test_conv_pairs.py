@@ -15,7 +15,7 @@ def test_pairs_list_every_entry_of_the_table_once(k, s):
     x = random_sparse(800, 14, 2, batch_size=2, seed=k + s)
     out_key = x.manager.downsample(x.key, k, s)
     km = x.manager.kernel_map(x.key, out_key, k, s)
-    nbr, p = km.nbr_out, km.pairs
+    nbr, p = km.nbr_out, NativeBackend().plan(km).pairs
     assert p.begin.device.type == "cpu" and p.src.dtype == p.dst.dtype == torch.int64
     assert (p.n_in, p.n_out) == (len(x), x.manager.size(out_key))
     assert p.begin[0] == 0 and p.begin[-1] == len(p.src) == int((nbr >= 0).sum())
@@ -25,7 +25,7 @@ def test_pairs_list_every_entry_of_the_table_once(k, s):
         assert torch.equal(dst, (nbr[:, j] >= 0).nonzero()[:, 0]), f"offset {j}: outputs, ascending"
         assert torch.equal(nbr[dst, j].long(), src), f"offset {j}: inputs"
         assert len(torch.unique(src)) == len(src), "an input feeds one output per offset"
-    t = km.transpose().pairs  # the transposed conv: the same pairs, roles exchanged
+    t = NativeBackend().plan(km.transpose()).pairs  # the transposed conv: the same pairs, roles exchanged
     assert torch.equal(t.src, p.dst) and torch.equal(t.dst, p.src) and (t.n_in, t.n_out) == (p.n_out, p.n_in)
 
 
@@ -38,8 +38,10 @@ def test_pair_form_is_built_once_and_needs_no_input_side_table():
     up = s3d.ops.conv_transpose3d(down, w.transpose(1, 2), None, 2, 2, backend=be)  # the same geometry
     (down.feats.sum() + up.feats.square().sum()).backward()
     km = x.manager.kernel_map(x.key, down.key, 2, 2)
-    assert km.tables.pairs() is km.tables.pairs()
-    assert km.tables._in is None, "the pair form must not build the inverted table"
+    plan = be.plan(km)  # cached on the map: the conv and its transpose share it
+    assert plan is be.plan(km) and plan.pairs is plan.pairs
+    assert be.plan(km.transpose()).conv_plan is plan
+    assert not km.tables.built_in, "the pair form must not build the inverted table"
     ref = s3d.ops.conv_transpose3d(s3d.ops.conv3d(x, w.detach(), None, 2, 2, backend="native"),
                                    w.detach().transpose(1, 2), None, 2, 2, backend="native")
     assert torch.equal(up.feats.detach(), ref.feats)

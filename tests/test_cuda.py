@@ -334,12 +334,12 @@ def test_completion_training_steps_on_cuda(C, tmp_path, amp):
     """Two training steps of the completion model on the GPU (mixed precision too): finite losses,
     float32 weights, and the checkpoint loads back on the CPU."""
     from _completion_fixtures import write_tiny_dataset
+    from sparse3d.tasks.completion.config import load_config
+    from sparse3d.tasks.completion.train import train
     from sparse3d.train.checkpoint import load_checkpoint
-    from sparse3d.train.config import load_config
-    from sparse3d.train.loop import train
     data = write_tiny_dataset(str(tmp_path / "data"))
-    cfg = load_config(None, {"data": data, "out": str(tmp_path / "run"), "steps": 2, "channels": [4, 8, 8],
-                             "grow_steps": 1, "batch_size": 2, "device": "cuda", "amp": amp})
+    cfg = load_config(None, {"data": data, "out": str(tmp_path / "run"), "steps": 2, "batch_size": 2,
+                             "model": {"channels": [4, 8, 8], "grow_steps": 1}, "device": "cuda", "amp": amp})
     logs = train(cfg, progress=False)
     assert torch.isfinite(torch.tensor(logs["loss"]))
     state = load_checkpoint(str(tmp_path / "run" / "last.pt"))

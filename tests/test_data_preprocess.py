@@ -9,7 +9,8 @@ import pytest
 from _data_helpers import native_or_skip, shared_path
 from data_tools import CropConfig, generate_scenes, load_crop, load_manifest, preprocess
 from data_tools.hierarchy import downsample_level
-from data_tools.scene_crops import input_frame_mask
+from data_tools.chunks import FORMAT_VERSION
+from data_tools.frames import input_frame_mask
 
 CFG = dict(voxel_size=0.08, trunc_voxels=3.0, crop_size=(16, 16, 32), crop_stride=(16, 16, 32), n_levels=3,
            drop_prob=0.5, drop_chunk=5, min_target_voxels=50, min_input_voxels=10)
@@ -33,7 +34,7 @@ def dataset(scenes, tmp_path_factory):
 
 def test_manifest_and_crop_format(dataset):
     man = load_manifest(dataset)
-    assert man["format"] == "sparse3d.crops" and man["version"] == 1
+    assert man["format"] == "sparse3d.crops" and man["version"] == FORMAT_VERSION and man["known"] == "visibility"
     assert man["crop_size"] == [16, 16, 32] and man["n_levels"] == 3
     files = [f for fs in man["splits"].values() for f in fs]
     assert len(files) >= 2 and set(man["scenes"]) == {"scene0000_00", "scene0001_00"}
@@ -147,7 +148,7 @@ def test_load_crop_bad_file_names_it(tmp_path):
     with pytest.raises(ValueError, match=r"crop_0_0_0\.npz: cannot read crop npz"):
         load_crop(p)
     np.savez(tmp_path / "other.npz", a=np.zeros(3))
-    with pytest.raises(ValueError, match=r"other\.npz: not a sparse3d crop \(missing key 'crop_size'\)"):
+    with pytest.raises(ValueError, match=r"other\.npz: not a sparse3d crop \(missing key 'crop_size'; found keys \['a'\]\)"):
         load_crop(tmp_path / "other.npz")
 
 

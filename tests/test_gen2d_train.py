@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from sparse3d.gen2d.cli import register_train
-from sparse3d.gen2d.train import FitConfig, fit, load_checkpoint, save_atomic
+from sparse3d.train.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+from sparse3d.train.epochs import FitConfig, fit
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -42,9 +43,10 @@ def _toy(out_dir, max_epochs, resume=False, patience=100, vals=None):
 
 def test_checkpoint_round_trip_weights_only(tmp_path):
     p = tmp_path / "a" / "ck.pt"
-    save_atomic({"w": torch.arange(3.0), "n": 2, "h": [1.5, float("inf")]}, str(p))
-    ck = load_checkpoint(str(p))
+    save_checkpoint(str(p), {"w": torch.arange(3.0), "n": 2, "h": [1.5, float("inf")]}, "gen2d")
+    ck = load_checkpoint(str(p), task="gen2d")
     assert torch.equal(ck["w"], torch.arange(3.0)) and ck["h"][0] == 1.5
+    assert ck["format_version"] == FORMAT_VERSION and ck["task"] == "gen2d"
     assert [f for f in os.listdir(p.parent)] == ["ck.pt"]  # no temp file left
     with pytest.raises(FileNotFoundError, match="ck2.pt"):
         load_checkpoint(str(tmp_path / "ck2.pt"))

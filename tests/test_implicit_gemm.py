@@ -21,6 +21,11 @@ def C():
     return _ext.load()
 
 
+def _plan(km):
+    """The native backend's plan of a kernel map (pair lists and implicit tables, built on first access)."""
+    return NativeBackend().plan(km)
+
+
 def _maps():
     """(name, kernel map) over a 2-batch random scene: every kind the convs use."""
     x = random_sparse(500, 12, 1, batch_size=2, seed=3)
@@ -50,11 +55,11 @@ def test_emulated_forward_and_input_grad_match_table_kernels(C, name, km, dtype)
     f = torch.randn(n_in, c_in, generator=g, dtype=torch.float64).to(dtype)
     w = torch.randn(k, c_in, c_out, generator=g, dtype=torch.float64).to(dtype)
     gout = torch.randn(n_out, c_out, generator=g, dtype=torch.float64).to(dtype)
-    got = C.conv.forward_implicit_emulated(f, w, km.implicit_out)
+    got = C.conv.forward_implicit_emulated(f, w, _plan(km).implicit_out)
     assert got.dtype == dtype and got.shape == (n_out, c_out)
     want = C.conv.forward(f.double(), w.double(), km.nbr_out)
     allclose_report(got.double(), want, TOL[dtype], rtol=TOL[dtype], what=f"{name} forward {dtype}")
-    got_in = C.conv.forward_implicit_emulated(gout, w.transpose(1, 2).contiguous(), km.implicit_in)
+    got_in = C.conv.forward_implicit_emulated(gout, w.transpose(1, 2).contiguous(), _plan(km).implicit_in)
     want_in = C.conv.forward(gout.double(), w.double().transpose(1, 2).contiguous(), km.nbr_in)
     allclose_report(got_in.double(), want_in, TOL[dtype], rtol=TOL[dtype], what=f"{name} input grad {dtype}")
 
@@ -70,7 +75,7 @@ def test_emulated_forward_in_table_order(C, dtype):
     plain = C.conv.forward_implicit_emulated(f, w, C.conv.implicit_table(km.nbr_out, n_in, sort_rows=False))
     want = C.conv.forward(f.double(), w.double(), km.nbr_out)
     allclose_report(plain.double(), want, TOL[dtype], rtol=TOL[dtype], what=f"{name} table order {dtype}")
-    assert torch.equal(plain, C.conv.forward_implicit_emulated(f, w, km.implicit_out))  # per-row sums: same order
+    assert torch.equal(plain, C.conv.forward_implicit_emulated(f, w, _plan(km).implicit_out))  # per-row sums: same order
 
 
 @pytest.mark.parametrize("dtype", list(TOL))
@@ -83,7 +88,7 @@ def test_emulated_weight_grad_matches_pair_kernels(C, dtype, chunk):
     c_in, c_out = 70, 37  # two row tiles (C_in), a partial column tile
     f = torch.randn(n_in, c_in, generator=g, dtype=torch.float64).to(dtype)
     gout = torch.randn(n_out, c_out, generator=g, dtype=torch.float64).to(dtype)
-    got = C.conv.weight_grad_implicit_emulated(f, gout, km.pairs, chunk)
+    got = C.conv.weight_grad_implicit_emulated(f, gout, _plan(km).pairs, chunk)
     assert got.dtype == dtype and got.shape == (k, c_in, c_out)
     want = C.conv.weight_grad(f.double(), gout.double(), km.nbr_out)
     allclose_report(got.double(), want, TOL[dtype] * 2, rtol=TOL[dtype], what=f"{name} weight grad {dtype}")
@@ -98,12 +103,12 @@ def test_emulated_weight_grad_with_offsets_without_pairs(C, chunk):
     m = CoordinateManager()
     key = m.insert(coords, 1)
     km = m.kernel_map(key, key, 3, 1, 1)
-    begin = km.pairs.begin
+    begin = _plan(km).pairs.begin
     assert int(((begin[1:] - begin[:-1]) > 0).sum()) == 3
     g = torch.Generator().manual_seed(7)
     f = torch.randn(4, 5, generator=g, dtype=torch.float64)
     gout = torch.randn(4, 6, generator=g, dtype=torch.float64)
-    got = C.conv.weight_grad_implicit_emulated(f, gout, km.pairs, chunk)
+    got = C.conv.weight_grad_implicit_emulated(f, gout, _plan(km).pairs, chunk)
     want = C.conv.weight_grad(f, gout, km.nbr_out)
     allclose_report(got, want, 1e-11, rtol=1e-11, what="weight grad with empty offsets")
     empty = (begin[1:] - begin[:-1]) == 0
@@ -142,7 +147,7 @@ def test_row_order_lets_tiles_skip_offsets(C):
 
 def test_weight_grad_chunks_cover_each_offset_once(C):
     km = MAPS[0][1]
-    p = km.pairs
+    p = _plan(km).pairs
     begin = p.begin.tolist()
     for chunk in (0, 1, 32, 50, 10**9):
         ch = C.conv.implicit_chunks(p, chunk, 64, 64)
@@ -161,7 +166,7 @@ def test_implicit_errors_name_the_argument(C):
     n = km.nbr_in.shape[0]
     f = torch.randn(n, 4)
     w = torch.randn(27, 4, 5)
-    t = km.implicit_out
+    t = _plan(km).implicit_out
     with pytest.raises(ValueError, match="N_in = 3"):
         C.conv.implicit_table(torch.full((4, 27), 5, dtype=torch.int32), 3)
     with pytest.raises(TypeError, match="nbr must be Int"):
@@ -175,11 +180,11 @@ def test_implicit_errors_name_the_argument(C):
     with pytest.raises(TypeError, match="float64, float32"):
         C.conv.forward_implicit_emulated(f.int(), w.int(), t)
     with pytest.raises(ValueError, match="grad_out must have N_out"):
-        C.conv.weight_grad_implicit_emulated(f, torch.randn(3, 5), km.pairs)
+        C.conv.weight_grad_implicit_emulated(f, torch.randn(3, 5), _plan(km).pairs)
     with pytest.raises(ValueError, match="takes CUDA tensors"):
         C.conv.forward_implicit(f, w, t)
     with pytest.raises(ValueError, match="takes CUDA tensors"):
-        C.conv.weight_grad_implicit(f, torch.randn(len(km.nbr_out), 5), km.pairs)
+        C.conv.weight_grad_implicit(f, torch.randn(len(km.nbr_out), 5), _plan(km).pairs)
 
 
 def test_backend_implicit_needs_cuda_tensors():

@@ -104,3 +104,57 @@ def test_module_argument_errors():
         s3d.ops.conv3d(x, torch.randn(27, 2, 4))
     with pytest.raises(ValueError, match="down-sampled"):
         s3d.nn.ConvTranspose3d(2, 3).double()(s3d.SparseTensor(x.coords, x.feats, stride=2))
+
+
+def test_a_provider_map_runs_on_every_backend():
+    """The plan seam: a KernelMap made from a provider's own table (as an octree will make them) runs on
+    every backend with the results of the manager's map, in both directions; each backend caches its
+    typed plan on the map, keyed by its name."""
+    from sparse3d.backends import available_backends, get_backend
+    from sparse3d.backends.native import NativeBackend, NativePlan
+    from sparse3d.kernel_map import KernelMap
+
+    x = random_sparse(150, 10, 3, batch_size=2, seed=7)
+    m = x.manager
+    coarse = m.downsample(x.key, 2, 2)
+    ref_map = m.kernel_map(x.key, coarse, 2, 2)
+    km = KernelMap.from_neighbor_table(ref_map.nbr_out.clone(), x.coords, m.coords(coarse), 2, 2, in_key=0, out_key=1)
+    assert km.kind == "conv" and not km.transposed and km.transpose().kind == "conv_transpose"
+    w = torch.randn(8, 3, 4, dtype=torch.float64)
+    wt = torch.randn(8, 4, 3, dtype=torch.float64)
+    down_ref = get_backend("torch").conv(x.feats, w, ref_map)
+    up_ref = get_backend("torch").conv(down_ref, wt, ref_map.transpose())
+    backends = [NativeBackend(gather="tables"), NativeBackend(gather="pairs"), "torch"]
+    try:
+        get_backend("spconv")
+        backends.append("spconv")
+    except ImportError:
+        pass
+    assert set(available_backends()) >= {"native", "torch", "spconv"}
+    for be in backends:
+        down = get_backend(be).conv(x.feats, w, km)
+        up = get_backend(be).conv(down, wt, km.transpose())
+        assert torch.allclose(down, down_ref, atol=1e-12) and torch.allclose(up, up_ref, atol=1e-12), be
+    assert isinstance(NativeBackend().plan(km), NativePlan)
+    assert set(km.plans.keys()) >= {("native", ("plan", False)), ("native", ("plan", True))}
+    with pytest.raises(TypeError, match="must hold a int"):  # a slot keeps the type its backend put there
+        km.plans.get("native", ("plan", False), int, lambda: 0)
+    with pytest.raises(ValueError, match=r"nbr_out must be int32 \[N_out, K\*\*3=27\]"):
+        KernelMap.from_neighbor_table(ref_map.nbr_out, x.coords, m.coords(coarse), 3, 2)
+
+
+def test_coordinate_limits_are_one_truth():
+    """The batch limit of the hash table (C++) and of SparseTensor (Python) is the same number, read
+    from the extension."""
+    from sparse3d import coords
+
+    C = _ext.load()
+    assert coords.BATCH_MAX == C.limits.BATCH_MAX == 2047
+    ok = torch.tensor([[coords.BATCH_MAX, 0, 0, coords.COORD_MAX]], dtype=torch.int32)
+    assert C.hash.build(ok).size == 1 and len(s3d.SparseTensor(ok, torch.ones(1, 1))) == 1
+    bad = ok.clone()
+    bad[0, 0] += 1
+    with pytest.raises(ValueError, match="out of range"):
+        C.hash.build(bad)
+    with pytest.raises(ValueError, match=r"batch index\) must be in \[0, 2047\]"):
+        s3d.SparseTensor(bad, torch.ones(1, 1))

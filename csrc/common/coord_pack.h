@@ -1,6 +1,9 @@
-// Packing (batch, x, y, z) into one int64 key: 15 bits of batch, 16 bits per axis
-// (x, y, z in [-32768, 32767], stored with an offset of 32768). Keys are >= 0, so -1
-// marks an empty hash slot.
+// The coordinate limits of sparse3d (the one statement of them: bindings.cpp exports them as
+// _C.limits, sparse3d/coords.py reads them from there) and the packing of (batch, x, y, z) into
+// one int64 key: 15 bits of batch, 16 bits per axis (x, y, z stored with an offset of 32768).
+// Keys are >= 0, so -1 marks an empty hash slot. The batch index is limited to [0, kBatchMax]
+// = [0, 2047], below what the key could hold, because the kernel maps' wide keys
+// (kmap/wide_key.h) keep 11 bits of batch; every op checks the same limits.
 #pragma once
 #include <cstdint>
 
@@ -17,7 +20,7 @@ namespace s3d {
 
 constexpr int32_t kCoordMin = -32768;
 constexpr int32_t kCoordMax = 32767;
-constexpr int32_t kBatchMax = 32767;
+constexpr int32_t kBatchMax = 2047;  // 11 bits: the kernel maps' wide keys (kmap/wide_key.h)
 constexpr int64_t kEmptyKey = -1;
 
 S3D_HD inline bool coord_in_range(int32_t b, int32_t x, int32_t y, int32_t z) {

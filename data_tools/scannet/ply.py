@@ -10,7 +10,8 @@ ScanNet layout (binary_little_endian 1.0, +Z up, metres)::
     property list uchar int vertex_indices        (triangles)
 
 `read_ply` reads any binary little/big endian PLY whose vertex properties are scalars and
-whose face element is one list property; `write_ply` writes the ScanNet layout.
+whose face element is one list property; `write_ply` (`sparse3d.utils.mesh`, re-exported) writes
+the ScanNet layout.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Dict, Optional, Union
 
 import numpy as np
 
-from ..io_utils import atomic_open
+from sparse3d.utils.mesh import write_ply  # noqa: F401 - the one PLY writer, re-exported here
 
 PathLike = Union[str, os.PathLike]
 
@@ -138,54 +139,3 @@ def read_ply(path: PathLike) -> PlyMesh:
     if faces.size and (faces.min() < 0 or faces.max() >= len(verts)):
         raise PlyFormatError(f"{path}: face indices out of range [0, {len(verts)})")
     return PlyMesh(verts, faces, colors, labels, out or None)
-
-
-def write_ply(path: PathLike, vertices: np.ndarray, faces: np.ndarray, colors: Optional[np.ndarray] = None,
-              labels: Optional[np.ndarray] = None) -> None:
-    """Write a ScanNet-layout binary PLY atomically.
-
-    vertices float [N,3]; faces int [M,3]; colors uint8 [N,3] or [N,4] (alpha 255 if absent);
-    labels int [N] (written as ushort `label`, as in `*_vh_clean_2.labels.ply`).
-    """
-    v = np.asarray(vertices)
-    fc = np.asarray(faces)
-    if v.ndim != 2 or v.shape[1] != 3:
-        raise ValueError(f"vertices: expected [N,3], got {list(v.shape)}")
-    if fc.ndim != 2 or fc.shape[1] != 3:
-        raise ValueError(f"faces: expected [M,3], got {list(fc.shape)}")
-    n = len(v)
-    if colors is None:
-        colors = np.full((n, 4), 255, np.uint8)
-    colors = np.asarray(colors)
-    if colors.shape == (n, 3):
-        colors = np.concatenate([colors, np.full((n, 1), 255, colors.dtype)], 1)
-    if colors.shape != (n, 4):
-        raise ValueError(f"colors: expected [{n},3] or [{n},4], got {list(colors.shape)}")
-    fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1"),
-              ("alpha", "u1")]
-    if labels is not None:
-        labels = np.asarray(labels)
-        if labels.shape != (n,):
-            raise ValueError(f"labels: expected [{n}], got {list(labels.shape)}")
-        if labels.size and (labels.min() < 0 or labels.max() > 65535):
-            raise ValueError("labels: expected values in [0, 65535]")
-        fields.append(("label", "<u2"))
-    va = np.zeros(n, np.dtype(fields))
-    va["x"], va["y"], va["z"] = v[:, 0], v[:, 1], v[:, 2]
-    va["red"], va["green"], va["blue"], va["alpha"] = colors[:, 0], colors[:, 1], colors[:, 2], colors[:, 3]
-    if labels is not None:
-        va["label"] = labels
-    fa = np.zeros(len(fc), np.dtype([("n", "u1"), ("v", "<i4", (3,))]))
-    fa["n"] = 3
-    fa["v"] = fc
-    props = "".join(f"property {t} {nme}\n" for nme, t in (
-        ("x", "float"), ("y", "float"), ("z", "float"), ("red", "uchar"), ("green", "uchar"), ("blue", "uchar"),
-        ("alpha", "uchar")))
-    if labels is not None:
-        props += "property ushort label\n"
-    header = (f"ply\nformat binary_little_endian 1.0\nelement vertex {n}\n{props}"
-              f"element face {len(fc)}\nproperty list uchar int vertex_indices\nend_header\n")
-    with atomic_open(path) as f:
-        f.write(header.encode("ascii"))
-        f.write(va.tobytes())
-        f.write(fa.tobytes())

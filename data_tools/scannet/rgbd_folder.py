@@ -10,10 +10,9 @@ The ScanNet export layout (`color/i.jpg`, `depth/i.png`, `pose/i.txt`,
 """
 from __future__ import annotations
 
-import glob
 import os
 import re
-from typing import List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -37,7 +36,7 @@ def read_matrix(path: PathLike, shape: Tuple[int, int]) -> np.ndarray:
 
 
 class RGBDFolder:
-    """Random-access frames of an RGB-D folder.
+    """Random-access frames of an RGB-D folder (a `data_tools.frames.FrameSource`).
 
     `frame(k)` -> (depth float32 [H,W] metres with 0 = invalid, color uint8 [H,W,3] or None,
     camera_to_world float64 [4,4]). `intrinsic` is float64 [3,3]. `ids` are the frame numbers.
@@ -75,7 +74,7 @@ class RGBDFolder:
         return (os.path.join(self.root, "depth", f"{fid}.png"), os.path.join(self.root, "color", f"{fid}.jpg"),
                 os.path.join(self.root, "pose", f"{fid}.txt"))
 
-    def frame(self, k: int, with_color: bool = True):
+    def frame(self, k: int, with_color: bool = True) -> Tuple[np.ndarray, Optional[np.ndarray], np.ndarray]:
         """Frame at position k (0 <= k < len): (depth metres float32 [H,W], color uint8 [H,W,3] | None, pose [4,4])."""
         if not 0 <= k < len(self.ids):
             raise IndexError(f"{self.root}: frame position {k} out of range [0, {len(self.ids)})")

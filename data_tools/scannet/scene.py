@@ -34,7 +34,7 @@ def find_scenes(root: PathLike) -> List[str]:
 
 
 class ScanNetScene:
-    """Paths and readers of one scene folder. Frames come from the `.sens` (opened lazily).
+    """Paths and readers of one scene folder; a `data_tools.frames.FrameSource` over the `.sens` (opened lazily).
 
     `frame(k)` -> (depth float32 [Hd,Wd] metres, color uint8 [Hd,Wd,3] resized to the depth
     size, camera_to_world float64 [4,4]) for the k-th *valid-pose* frame; `ids` are the

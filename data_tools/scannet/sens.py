@@ -33,7 +33,9 @@ from typing import BinaryIO, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
-from ..io_utils import atomic_open, atomic_write_bytes, atomic_write_text, decode_image, encode_image
+from sparse3d.utils.atomic_io import atomic_open, atomic_write_bytes, atomic_write_text
+
+from ..io_utils import decode_image, encode_image
 
 COLOR_COMPRESSION = {-1: "unknown", 0: "raw", 1: "png", 2: "jpeg"}
 DEPTH_COMPRESSION = {-1: "unknown", 0: "raw_ushort", 1: "zlib_ushort", 2: "occi_ushort"}

@@ -5,7 +5,7 @@ along K^-1 [u, v, 1] (pixel centres at integer coordinates, as in ScanNet's intr
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 import open3d as o3d

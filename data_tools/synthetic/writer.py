@@ -20,7 +20,8 @@ from typing import List, Optional, Union
 
 import numpy as np
 
-from ..io_utils import atomic_write_json, atomic_write_text
+from sparse3d.utils.atomic_io import atomic_write_json, atomic_write_text
+
 from ..scannet.labels import LabelMap
 from ..scannet.ply import write_ply
 from ..scannet.sens import write_sens

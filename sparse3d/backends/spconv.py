@@ -3,23 +3,12 @@
 Weights stay sparse3d's ``[K**3, C_in, C_out]`` (converted per call with
 :func:`sparse3d.kernel.sparse_to_spconv_weight`, a differentiable permute), and outputs come back
 in the row order of the kernel map's output set, so a model switches backends without touching
-its checkpoint. How our ops map onto spconv's:
-
-==============================  ==================================================================
-sparse3d op                     spconv
-==============================  ==================================================================
-subm conv, odd kernel           SubMConv3d pairs (``get_indice_pairs(subm=True)``), ``indice_subm_conv``
-subm conv, even kernel          SparseConv3d stride 1 (its SubMConv centres even kernels at K // 2,
-                                we at (K - 1) // 2), output rows gathered back onto the input set
-strided conv                    SparseConv3d pairs, ``indice_conv``
-transposed conv (known coords)  SparseInverseConv3d: the strided conv's pairs reused, ``indice_inverse_conv``
-generative transposed conv      SparseConvTranspose3d pairs (``transpose=True``), ``indice_conv``
-max pool                        SparseMaxPool3d pairs (= the strided conv's), ``indice_maxpool``
-==============================  ==================================================================
+its checkpoint. The backend only chooses spconv's algorithm and checks its limits; the map's
+:class:`~sparse3d.backends.spconv_plan.SpconvPlan` (spconv's index pairs and row maps, cached on the
+map) runs the conv, and its module doc tables how each kind of map maps onto spconv's ops.
 
 Algorithms: ``algo="auto"`` (default) uses ``ConvAlgo.Native`` on CPU and
-``ConvAlgo.MaskImplicitGemm`` on CUDA; ``"native"`` / ``"implicit_gemm"`` force one. Index pairs
-are cached on the tensor's CoordinateManager (see :mod:`sparse3d.backends.spconv_pairs`).
+``ConvAlgo.MaskImplicitGemm`` on CUDA; ``"native"`` / ``"implicit_gemm"`` force one.
 
 Tensors move between the libraries with :func:`to_spconv` / :func:`from_spconv` (spconv wants
 non-negative indices, so the coordinates are shifted by an ``origin`` that goes back with them), and
@@ -29,33 +18,24 @@ from __future__ import annotations
 
 import operator
 import warnings
-from typing import TYPE_CHECKING, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Sequence, Tuple, Union
 
 import torch
 
-from sparse3d.backends.base import OPS, Backend
-from sparse3d.backends.spconv_pairs import SpconvPairs, conv_pairs, import_spconv, inverse_pairs
-from sparse3d.coords import CoordinateManager, KernelMap
-from sparse3d.kernel import sparse_to_spconv_weight
+from sparse3d.backends.base import Backend, require_conv_map
+from sparse3d.backends.spconv_plan import SpconvPlan, import_spconv, plan_for
+from sparse3d.kernel_map import KernelMap
 from sparse3d.tensor import SparseTensor
+from sparse3d.tensor import require_sparse_tensor
+from sparse3d.utils.checks import require_choice
 
 if TYPE_CHECKING:  # pragma: no cover
     from spconv.pytorch import SparseConvTensor
 
-__all__ = ["SpconvBackend", "to_spconv", "from_spconv", "ALGOS"]
+__all__ = ["SpconvBackend", "SpconvPlan", "to_spconv", "from_spconv", "ALGOS"]
 
 ALGOS = ("auto", "native", "implicit_gemm")
 IMPLICIT_GEMM_MAX_OFFSETS = 32  # spconv 2.3's mask implicit GEMM keeps one 32-bit mask per output row
-
-
-def gather_rows(x: torch.Tensor, rows: Optional[torch.Tensor]) -> torch.Tensor:
-    """Rows of ``x`` ``[M, C]`` at ``rows`` int64 ``[N]`` (-1 gives a zero row) -> ``[N, C]``; None = ``x``."""
-    if rows is None:
-        return x
-    if rows.numel() and int(rows.min()) < 0:
-        x = torch.cat([x, x.new_zeros((1, x.shape[1]))], dim=0)
-        rows = torch.where(rows >= 0, rows, torch.full_like(rows, x.shape[0] - 1))
-    return x.index_select(0, rows)
 
 
 class SpconvBackend(Backend):
@@ -64,15 +44,13 @@ class SpconvBackend(Backend):
     name = "spconv"
 
     def __init__(self, algo: str = "auto") -> None:
-        if algo not in ALGOS:
-            raise ValueError(f"algo must be one of {ALGOS}, got {algo!r}")
+        self.algo = require_choice(algo, "algo", ALGOS)
         import_spconv()  # fail here, clearly, if spconv is not installed
-        self.algo = algo
 
     def __repr__(self) -> str:
         return f"<sparse3d backend 'spconv' algo={self.algo!r}>"
 
-    def _algo(self, feats: torch.Tensor, kernel_size: int, op: str):
+    def _algo(self, feats: torch.Tensor, kernel_size: int, op: str) -> Any:
         """The spconv ConvAlgo for ``op`` (named in every error) on ``feats``."""
         _, _, ConvAlgo = import_spconv()
         use_igemm = self.algo == "implicit_gemm" or (self.algo == "auto" and feats.is_cuda)
@@ -91,67 +69,25 @@ class SpconvBackend(Backend):
                              "SpconvBackend(algo='native') or backend='native'")
         return ConvAlgo.MaskImplicitGemm
 
-    def conv(self, feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, op: str,
-             manager: CoordinateManager) -> torch.Tensor:
-        """See :meth:`Backend.conv`; the geometry comes from ``kmap`` and ``manager``."""
-        if op not in OPS:
-            raise ValueError(f"op must be one of {OPS}, got {op!r}")
-        k, s, d = kmap.kernel_size, kmap.stride, kmap.dilation
-        n_out = manager.size(kmap.out_key)
+    def plan(self, kmap: KernelMap, feats: torch.Tensor, pool: bool = False) -> SpconvPlan:
+        """The map's :class:`SpconvPlan` (``pool``: of a max pool over it) for the algorithm this backend
+        runs on ``feats``, cached on the map."""
+        return plan_for(kmap, self._algo(feats, kmap.kernel_size, "max_pool" if pool else kmap.op), pool)
+
+    def conv(self, feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
+        """See :meth:`Backend.conv`: every kind of map (the plan tells spconv's ops apart)."""
+        n_out = kmap.num_out
         if feats.shape[0] == 0 or n_out == 0:  # spconv rejects empty inputs; keep the graph connected
             return feats.new_zeros((n_out, weight.shape[2])) + 0 * (weight.sum() + feats.sum())
-        algo = self._algo(feats, k, op)
-        w = sparse_to_spconv_weight(weight).contiguous()
-        feats = feats.contiguous()
-        if not kmap.transposed:
-            subm = kmap.in_key == kmap.out_key and s == 1 and k % 2 == 1
-            plan = conv_pairs(manager, kmap.in_key, kmap.out_key, k, s, d, "subm" if subm else "conv", algo)
-            return gather_rows(_run(plan, feats, w, plan.num_out, inverse=False), plan.out_rows)
-        if op == "generative_conv_transpose":
-            plan = conv_pairs(manager, kmap.in_key, kmap.out_key, k, s, d, "transpose", algo)
-            return gather_rows(_run(plan, feats, w, plan.num_out, inverse=False), plan.out_rows)
-        plan, in_rows = inverse_pairs(manager, kmap.out_key, kmap.in_key, k, s, d, algo)
-        return _run(plan, gather_rows(feats, in_rows), w, n_out, inverse=True)
+        return self.plan(kmap, feats).conv(feats, weight)
 
-    def max_pool(self, feats: torch.Tensor, kmap: KernelMap, manager: CoordinateManager) -> torch.Tensor:
-        """See :meth:`Backend.max_pool`. spconv's max pool starts from 0 (it assumes ReLU'd inputs), so we
-        pool ``feats - m`` with ``m`` the (constant) per-channel minimum and add ``m`` back: exact max."""
-        if kmap.transposed:
-            raise ValueError("max_pool needs a conv (non-transposed) kernel map, got a transposed one")
-        k, s, d = kmap.kernel_size, kmap.stride, kmap.dilation
-        n_out = manager.size(kmap.out_key)
+    def max_pool(self, feats: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
+        """See :meth:`Backend.max_pool` and :meth:`SpconvPlan.max_pool` (exact for negative inputs too)."""
+        require_conv_map(kmap, "max_pool")
+        n_out = kmap.num_out
         if feats.shape[0] == 0 or n_out == 0:
             return feats.new_zeros((n_out, feats.shape[1])) + 0 * feats.sum()
-        _, Fsp, ConvAlgo = import_spconv()
-        algo = self._algo(feats, k, "max_pool")
-        plan = conv_pairs(manager, kmap.in_key, kmap.out_key, k, s, d, "conv", algo)
-        m = feats.detach().amin(dim=0, keepdim=True)
-        shifted = (feats - m).contiguous()
-        if algo == ConvAlgo.Native:
-            out = Fsp.indice_maxpool(shifted, plan.pairs[0], plan.pairs[1], plan.num_out)
-        else:
-            out = Fsp.indice_maxpool_implicit_gemm(shifted, plan.pairs[0], plan.pairs[1], plan.num_out)
-        return gather_rows(out + m, plan.out_rows)
-
-
-def _run(plan: SpconvPairs, feats: torch.Tensor, w: torch.Tensor, n_out: int, inverse: bool) -> torch.Tensor:
-    """spconv's differentiable conv over ``plan``: feats ``[N_sp_in, C_in]``, w ``[C_out, K, K, K, C_in]``
-    -> ``[n_out, C_out]`` in spconv's output row order (``inverse``: the plan's input rows)."""
-    _, Fsp, ConvAlgo = import_spconv()
-    subm = plan.mode == "subm"
-    if plan.algo == ConvAlgo.Native:
-        pairs, pair_num = plan.pairs
-        if subm:
-            return Fsp.indice_subm_conv(feats, w, pairs, pair_num, n_out, plan.algo)
-        if inverse:
-            return Fsp.indice_inverse_conv(feats, w, pairs, pair_num, n_out, plan.algo)
-        return Fsp.indice_conv(feats, w, pairs, pair_num, n_out, plan.algo)
-    from spconv.tools import CUDAKernelTimer
-
-    pf, pb, pmf, pmb, maf, mab, masks = plan.pairs
-    if inverse:  # spconv's SparseInverseConv3d swaps the forward and backward pairs of its couple conv
-        pf, pb, pmf, pmb, maf, mab = pb, pf, pmb, pmf, mab, maf
-    return Fsp.implicit_gemm(feats, w, pf, pb, pmf, pmb, maf, mab, n_out, masks, True, subm, CUDAKernelTimer(False))
+        return self.plan(kmap, feats, pool=True).max_pool(feats)
 
 
 # ---- converting tensors between sparse3d and spconv ------------------------------------------------
@@ -197,8 +133,7 @@ def to_spconv(x: SparseTensor, origin: Union[torch.Tensor, Sequence[int], None] 
     * ``t.batch_size``: ``x.batch_size`` (at least 1);
     * ``origin``: int32 ``[3]`` on x's device, so that ``from_spconv(t, origin, x.stride)`` gives x back.
     """
-    if not isinstance(x, SparseTensor):
-        raise TypeError(f"x must be a SparseTensor, got {type(x).__name__}")
+    require_sparse_tensor(x, "x")
     spc = _spconv_pytorch()
     coords = x.coords
     if origin is None:

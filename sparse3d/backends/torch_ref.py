@@ -10,14 +10,13 @@ from __future__ import annotations
 import torch
 
 from sparse3d.backends.base import NeighborTableBackend
-from sparse3d.coords import CoordinateManager, KernelMap
+from sparse3d.kernel_map import KernelMap
 
 
 class TorchBackend(NeighborTableBackend):
     name = "torch"
 
-    def conv(self, feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, op: str,
-             manager: CoordinateManager) -> torch.Tensor:
+    def conv(self, feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
         """feats ``[N_in, C_in]``, weight ``[K, C_in, C_out]`` -> ``[N_out, C_out]``, differentiated by autograd."""
         return self.forward(feats, weight, kmap.nbr_out)
 

@@ -14,7 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import check_levels, check_positive_int, check_tensor
+from ._checks import check_levels, check_tensor
+from sparse3d.utils.checks import require_int
 from .layers import sample_categorical
 
 LN2 = math.log(2.0)
@@ -64,10 +65,10 @@ class AutoregressiveImageModel(nn.Module):
         Seeded: the same seed (and weights) gives the same images. cond: [n] labels or
         [n, D] vectors when the model is conditional. Returns int64 [n, C, H, W].
         """
-        check_positive_int("n", n)
+        require_int(n, "n", low=1)
         H, W = shape
-        check_positive_int("shape[0]", H)
-        check_positive_int("shape[1]", W)
+        require_int(H, "shape[0]", low=1)
+        require_int(W, "shape[1]", low=1)
         device = device or next(self.parameters()).device
         gen = torch.Generator(device="cpu").manual_seed(seed)
         levels = torch.zeros(n, self.in_channels, H, W, dtype=torch.long, device=device)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from sparse3d.utils.argtypes import nonneg_float, polish_help, positive_float, positive_int
+
 from .tasks import MODELS
 from .tasks_digits import DIGIT_MODELS
 
@@ -39,26 +41,32 @@ def register_train(train_subparsers) -> None:
     p = train_subparsers.add_parser("gen2d", help="dense 2D/video generative models on built-in data",
                                     description="Train a gen2d model on built-in data (digits, tones, "
                                                 "scikit-image crops, moving-shapes videos).")
-    p.add_argument("model", choices=MODELS)
-    p.add_argument("--out", default=None, help="output folder (default runs/gen2d/<model>)")
+    p.add_argument("model", choices=MODELS, help="the model to train (its built-in data comes with it)")
+    p.add_argument("--out", default=None, help="output folder (default: runs/gen2d/<model>)")
     p.add_argument("--levels", type=int, default=2, choices=(2, 17), help="digit levels (digit models)")
-    p.add_argument("--epochs", type=int, default=None, help="maximum epochs")
-    p.add_argument("--patience", type=int, default=None, help="early stopping patience (epochs)")
-    p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--hidden", type=int, default=None, help="channels of the model")
-    p.add_argument("--layers", type=int, default=None, help="layers (WaveNet: dilation stacks)")
-    p.add_argument("--n-train", type=int, default=None, help="training set size (synthetic data)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=positive_int, default=None, help="maximum epochs (default: the model's own)")
+    p.add_argument("--patience", type=positive_int, default=None,
+                   help="early stopping patience, epochs (default: the model's own)")
+    p.add_argument("--max-minutes", type=positive_float, default=None,
+                   help="wall-clock budget, minutes (default: the model's own)")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="batch size (default: the model's own)")
+    p.add_argument("--lr", type=positive_float, default=None, help="learning rate (default: the model's own)")
+    p.add_argument("--hidden", type=positive_int, default=None, help="channels of the model (default: the model's own)")
+    p.add_argument("--layers", type=positive_int, default=None,
+                   help="layers (WaveNet: dilation stacks) (default: the model's own)")
+    p.add_argument("--n-train", type=positive_int, default=None,
+                   help="training set size (synthetic data) (default: the model's own)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data split, initial weights and batches")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     p.add_argument("--no-samples", action="store_true", help="skip sampling")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--n-scales", type=int, default=1, help="pix2pixHD multi-scale discriminators")
-    p.add_argument("--feature-matching", type=float, default=0.0, help="pix2pixHD feature matching weight")
-    p.add_argument("--lambda-flow", type=float, default=None, help="vid2vid flow + warp loss weight (30)")
-    p.add_argument("--lambda-mask", type=float, default=None,
-                   help="vid2vid occlusion-mask loss weight (3; 0 = unsupervised mask as in the paper)")
+    p.add_argument("--n-scales", type=positive_int, default=1, help="pix2pixHD multi-scale discriminators")
+    p.add_argument("--feature-matching", type=nonneg_float, default=0.0, help="pix2pixHD feature matching weight")
+    p.add_argument("--lambda-flow", type=nonneg_float, default=None,
+                   help="vid2vid flow + warp loss weight (default: the model's own, 30)")
+    p.add_argument("--lambda-mask", type=nonneg_float, default=None,
+                   help="vid2vid occlusion-mask loss weight; 0 = unsupervised mask as in the paper "
+                        "(default: the model's own, 3)")
     p.add_argument("--unconditional", action="store_true", help="WaveNet without global conditioning")
     p.set_defaults(func=_main)
 
@@ -90,5 +98,5 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sparse3d.gen2d")
     sub = parser.add_subparsers(dest="task", required=True)
     register_train(sub)
-    args = parser.parse_args(["gen2d"] + list(argv if argv is not None else __import__("sys").argv[1:]))
+    args = polish_help(parser).parse_args(["gen2d"] + list(argv if argv is not None else __import__("sys").argv[1:]))
     return int(args.func(args) or 0)

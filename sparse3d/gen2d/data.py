@@ -11,14 +11,14 @@ from typing import Dict
 import numpy as np
 import torch
 
-from ._checks import check_choice, check_positive_int
+from sparse3d.utils.checks import require_choice, require_int
 
 Split = Dict[str, torch.Tensor]
 
 
 def split_indices(n: int, seed: int, val_frac: float = 0.1, test_frac: float = 0.2) -> Dict[str, np.ndarray]:
     """Shuffle range(n) with ``seed`` into disjoint train / val / test index arrays."""
-    check_positive_int("n", n)
+    require_int(n, "n", low=1)
     if not (0 < val_frac < 1 and 0 < test_frac < 1 and val_frac + test_frac < 1):
         raise ValueError(f"val_frac, test_frac: expected fractions summing below 1, got {val_frac}, {test_frac}")
     perm = np.random.default_rng(seed).permutation(n)
@@ -33,7 +33,7 @@ def digits(levels: int = 2, seed: int = 0) -> Dict[str, Split]:
     Returns {"train"|"val"|"test": {"x": int64 [N, 1, 8, 8], "y": int64 [N]}}
     (about 70 / 10 / 20 %, split with ``seed``).
     """
-    check_choice("levels", levels, (2, 17))
+    require_choice(levels, "levels", (2, 17))
     from sklearn.datasets import load_digits
 
     d = load_digits()
@@ -63,9 +63,9 @@ def tones(n: int, length: int = 512, n_classes: int = 4, sample_rate: int = 4000
 
     Returns {"audio": float [n, length] in [-1, 1], "y": int64 [n]}.
     """
-    check_positive_int("n", n)
-    check_positive_int("length", length)
-    check_positive_int("n_classes", n_classes)
+    require_int(n, "n", low=1)
+    require_int(length, "length", low=1)
+    require_int(n_classes, "n_classes", low=1)
     rng = np.random.default_rng(seed)
     t = np.arange(length) / sample_rate
     y = rng.integers(0, n_classes, n)
@@ -94,8 +94,8 @@ def image_pairs(n: int, size: int = 32, seed: int = 0) -> Dict[str, torch.Tensor
 
     Returns {"src": float [n, 1, size, size] in [-1, 1], "tgt": float [n, 3, size, size] in [-1, 1]}.
     """
-    check_positive_int("n", n)
-    check_positive_int("size", size)
+    require_int(n, "n", low=1)
+    require_int(size, "size", low=1)
     from skimage.filters import sobel
     from skimage.transform import rescale
 
@@ -135,7 +135,7 @@ def moving_shapes(n: int, frames: int = 6, size: int = 32, n_shapes: int = 2, ma
     """
     for name, v in [("n", n), ("frames", frames), ("size", size), ("n_shapes", n_shapes),
                     ("max_speed", max_speed)]:
-        check_positive_int(name, v)
+        require_int(v, name, low=1)
     if isinstance(pan_speed, bool) or not isinstance(pan_speed, int) or pan_speed < 0:
         raise ValueError(f"pan_speed: expected an int >= 0, got {pan_speed!r}")
     if size < 14:

@@ -17,7 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import check_positive_int, check_tensor
+from ._checks import check_tensor
+from sparse3d.utils.checks import require_int
 from .autoregressive import AutoregressiveImageModel
 from .layers import MaskedConv2d, gate, shift_down
 
@@ -70,7 +71,7 @@ class GatedPixelCNN(AutoregressiveImageModel):
         super().__init__()
         for name, v in [("in_channels", in_channels), ("n_levels", n_levels), ("hidden", hidden),
                         ("n_layers", n_layers), ("first_kernel", first_kernel), ("kernel", kernel)]:
-            check_positive_int(name, v)
+            require_int(v, name, low=1)
         if hidden % in_channels:
             raise ValueError(f"hidden: expected a multiple of in_channels={in_channels}, got {hidden}")
         if isinstance(cond_dim, bool) or not isinstance(cond_dim, int) or cond_dim < 0:
@@ -112,7 +113,7 @@ class ClassConditionalGatedPixelCNN(GatedPixelCNN):
     """
 
     def __init__(self, n_classes: int = 10, **kwargs):
-        check_positive_int("n_classes", n_classes)
+        require_int(n_classes, "n_classes", low=1)
         super().__init__(cond_dim=n_classes, **kwargs)
         self.n_classes = n_classes
 

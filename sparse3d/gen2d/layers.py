@@ -17,16 +17,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import check_choice, check_positive_int, check_tensor
+from ._checks import check_tensor
+from sparse3d.utils.checks import require_choice, require_int
 
 IntPair = Union[int, Tuple[int, int]]
 
 
 def _pair(name: str, v: IntPair) -> Tuple[int, int]:
     if isinstance(v, int) and not isinstance(v, bool):
-        return (check_positive_int(name, v), v)
+        return (require_int(v, name, low=1), v)
     if isinstance(v, tuple) and len(v) == 2:
-        return (check_positive_int(name, v[0]), check_positive_int(name, v[1]))
+        return (require_int(v[0], name, low=1), require_int(v[1], name, low=1))
     raise TypeError(f"{name}: expected an int or a pair of ints, got {v!r}")
 
 
@@ -44,10 +45,10 @@ def causal_mask(out_channels: int, in_channels: int, kernel_size: IntPair, mask_
         float mask [out_channels, in_channels, kh, kw] of 0/1.
     """
     kh, kw = _pair("kernel_size", kernel_size)
-    check_positive_int("out_channels", out_channels)
-    check_positive_int("in_channels", in_channels)
-    check_positive_int("n_colors", n_colors)
-    check_choice("mask_type", mask_type, ("A", "B"))
+    require_int(out_channels, "out_channels", low=1)
+    require_int(in_channels, "in_channels", low=1)
+    require_int(n_colors, "n_colors", low=1)
+    require_choice(mask_type, "mask_type", ("A", "B"))
     ci, cj = center if center is not None else (kh // 2, kw // 2)
     if not (0 <= ci < kh and 0 <= cj < kw):
         raise ValueError(f"center: expected a position inside the {kh}x{kw} kernel, got {center}")

@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import check_positive_int, check_tensor
+from ._checks import check_tensor
+from sparse3d.utils.checks import require_int
 
 
 class UNetGenerator(nn.Module):
@@ -25,7 +26,7 @@ class UNetGenerator(nn.Module):
                  max_mult: int = 8, final_tanh: bool = True):
         super().__init__()
         for name, v in [("in_ch", in_ch), ("out_ch", out_ch), ("ngf", ngf), ("n_down", n_down)]:
-            check_positive_int(name, v)
+            require_int(v, name, low=1)
         self.n_down, self.final_tanh = n_down, final_tanh
         chs = [ngf * min(2 ** i, max_mult) for i in range(n_down)]
         self.downs = nn.ModuleList()
@@ -72,9 +73,9 @@ class PatchDiscriminator(nn.Module):
 
     def __init__(self, in_ch: int, ndf: int = 64, n_layers: int = 3):
         super().__init__()
-        check_positive_int("in_ch", in_ch)
-        check_positive_int("ndf", ndf)
-        check_positive_int("n_layers", n_layers)
+        require_int(in_ch, "in_ch", low=1)
+        require_int(ndf, "ndf", low=1)
+        require_int(n_layers, "n_layers", low=1)
         self.n_layers = n_layers
         blocks = [nn.Sequential(nn.Conv2d(in_ch, ndf, 4, 2, 1), nn.LeakyReLU(0.2))]
         c = ndf
@@ -125,7 +126,7 @@ class MultiScaleDiscriminator(nn.Module):
 
     def __init__(self, in_ch: int, ndf: int = 64, n_layers: int = 3, n_scales: int = 2):
         super().__init__()
-        check_positive_int("n_scales", n_scales)
+        require_int(n_scales, "n_scales", low=1)
         self.ds = nn.ModuleList(PatchDiscriminator(in_ch, ndf, n_layers) for _ in range(n_scales))
 
     def forward(self, x: torch.Tensor) -> List[List[torch.Tensor]]:

@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from ._checks import check_positive_int
+from sparse3d.utils.checks import require_int
 from .autoregressive import AutoregressiveImageModel
 from .layers import MaskedConv2d
 
@@ -42,7 +42,7 @@ class PixelCNN(AutoregressiveImageModel):
         super().__init__()
         for name, v in [("in_channels", in_channels), ("n_levels", n_levels), ("hidden", hidden),
                         ("n_layers", n_layers), ("first_kernel", first_kernel), ("kernel", kernel)]:
-            check_positive_int(name, v)
+            require_int(v, name, low=1)
         if n_levels < 2:
             raise ValueError(f"n_levels: expected >= 2, got {n_levels}")
         if hidden % in_channels:

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import check_choice, check_positive_int
+from sparse3d.utils.checks import require_choice, require_int
 from .autoregressive import AutoregressiveImageModel
 from .layers import MaskedConv2d, shift_down
 
@@ -114,8 +114,8 @@ class PixelRNN(AutoregressiveImageModel):
         super().__init__()
         for name, v in [("in_channels", in_channels), ("n_levels", n_levels), ("hidden", hidden),
                         ("n_layers", n_layers), ("first_kernel", first_kernel)]:
-            check_positive_int(name, v)
-        check_choice("kind", kind, ("row", "diagonal"))
+            require_int(v, name, low=1)
+        require_choice(kind, "kind", ("row", "diagonal"))
         if hidden % in_channels:
             raise ValueError(f"hidden: expected a multiple of in_channels={in_channels}, got {hidden}")
         self.in_channels, self.n_levels, self.kind = in_channels, n_levels, kind

@@ -1,11 +1,13 @@
-"""PNG output of gen2d: image grids, loss curves, waveforms (matplotlib, Agg backend)."""
+"""PNG output of gen2d: image grids and waveforms (matplotlib, Agg backend; atomic writes). The loss
+curves are drawn by sparse3d.train.plots.plot_history."""
 from __future__ import annotations
 
-import os
-from typing import Dict, List, Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
+
+from sparse3d.utils.atomic_io import atomic_savefig
 
 
 def _plt():
@@ -15,13 +17,6 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _atomic_savefig(fig, path: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    os.replace(tmp, path)
 
 
 def image_grid(images: torch.Tensor, nrow: int, pad: int = 1) -> np.ndarray:
@@ -46,28 +41,7 @@ def save_grid(images: torch.Tensor, nrow: int, path: str, title: str = "") -> No
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=9)
-    _atomic_savefig(fig, path)
-    plt.close(fig)
-
-
-def save_loss_plot(history: dict, path: str, title: str = "", val_label: str = "validation") -> None:
-    """Plot every training loss and the validation metric per epoch."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    train: List[Dict[str, float]] = history["train"]
-    ep = np.arange(len(train))
-    for k in (train[0].keys() if train else []):
-        axes[0].plot(ep, [d[k] for d in train], label=k)
-    axes[0].set_xlabel("epoch")
-    axes[0].set_title("training losses")
-    axes[0].legend(fontsize=7)
-    axes[1].plot(ep, history["val"], "o-")
-    axes[1].set_xlabel("epoch")
-    axes[1].set_title(val_label)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    _atomic_savefig(fig, path)
+    atomic_savefig(fig, path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -82,5 +56,5 @@ def save_waveforms(waves: Sequence[np.ndarray], labels: Sequence[str], path: str
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    _atomic_savefig(fig, path)
+    atomic_savefig(fig, path, dpi=100, bbox_inches="tight")
     plt.close(fig)

@@ -18,6 +18,8 @@ from typing import Dict, List
 
 import torch
 
+from sparse3d.utils.atomic_io import atomic_write_json
+
 from .options import TaskOptions
 from .tasks import run_task
 
@@ -40,13 +42,6 @@ GROUPS: Dict[str, List[tuple]] = {
                 ("pix2pixhd_options", "pix2pix", {"max_minutes": 3.0, "patience": 1000,
                                                   "extra": {"n_scales": 2, "lambda_fm": 10.0}})],
 }
-
-
-def _write_json(obj, path: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(path + ".tmp", path)
 
 
 def table(group: str, rows: List[dict]) -> str:
@@ -116,7 +111,7 @@ def main(argv=None) -> int:
         meta = {"group": g, "command": "python -m sparse3d.gen2d.report " + " ".join(sys.argv[1:] if argv is None else argv),
                 "threads": args.threads, "torch": torch.__version__, "machine": platform.machine(),
                 "cpu_count": os.cpu_count(), "results": rows}
-        _write_json(meta, os.path.join(args.results, f"gen2d_{g}.json"))
+        atomic_write_json(os.path.join(args.results, f"gen2d_{g}.json"), meta, indent=2)
         print(table(g, rows), flush=True)
     return 0
 

@@ -3,9 +3,10 @@ Every runner writes last.pt / best.pt, loss.png, samples.png and results.json in
 opts.out_dir."""
 from __future__ import annotations
 
-import json
 import os
 from typing import Callable, Dict
+
+from sparse3d.utils.atomic_io import atomic_write_json
 
 from .options import TaskOptions
 from .tasks_audio import run_wavenet
@@ -29,9 +30,5 @@ def run_task(name: str, opts: TaskOptions) -> Dict:
     if not isinstance(opts, TaskOptions):
         raise TypeError(f"opts: expected TaskOptions, got {type(opts).__name__}")
     res = _runner(name)(opts)
-    os.makedirs(opts.out_dir, exist_ok=True)
-    path = os.path.join(opts.out_dir, "results.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(res, f, indent=2)
-    os.replace(path + ".tmp", path)
+    atomic_write_json(os.path.join(opts.out_dir, "results.json"), res, indent=2)
     return res

@@ -7,10 +7,12 @@ import time
 
 import torch
 
+from sparse3d.train.epochs import FitConfig, batches, fit, mean_dicts
+from sparse3d.train.plots import plot_history
+
 from .data import tones
 from .options import TaskOptions
-from .plots import save_loss_plot, save_waveforms
-from .train import FitConfig, batches, fit, mean_dicts
+from .plots import save_waveforms
 from .wavenet import WaveNet, mu_law_decode, mu_law_encode
 
 
@@ -66,7 +68,7 @@ def run_wavenet(opts: TaskOptions) -> dict:
            "test_bits_per_sample": test_bits, "baseline_bits_per_sample": marginal_bits(xtr, xte),
            "epochs_run": len(hist["val"]), "best_epoch": hist["best_epoch"], "train_time_s": hist["elapsed_s"],
            "stopped": hist["stopped"], "n_train": n_train}
-    save_loss_plot(hist, os.path.join(opts.out_dir, "loss.png"), "wavenet tones", "val bits/sample")
+    plot_history(hist, os.path.join(opts.out_dir, "loss.png"), "wavenet tones", "val bits/sample")
     if opts.samples:
         t = time.perf_counter()
         c = torch.arange(4) if cond else None

@@ -8,14 +8,16 @@ import time
 
 import torch
 
+from sparse3d.train.epochs import FitConfig, batches, fit, mean_dicts
+from sparse3d.train.plots import plot_history
+
 from .autoregressive import AutoregressiveImageModel
 from .data import digits, independent_pixel_nll
 from .gated_pixelcnn import ClassConditionalGatedPixelCNN, GatedPixelCNN
 from .options import TaskOptions
 from .pixelcnn import PixelCNN
 from .pixelrnn import PixelRNN
-from .plots import save_grid, save_loss_plot
-from .train import FitConfig, batches, fit, mean_dicts
+from .plots import save_grid
 
 DIGIT_MODELS = ("pixelcnn", "gated_pixelcnn", "cond_gated_pixelcnn", "row_lstm", "diagonal_bilstm")
 
@@ -82,7 +84,7 @@ def run_digits(name: str, opts: TaskOptions) -> dict:
            "baseline_nll_nats": base, "baseline_bits_per_dim": base / (dims * math.log(2)),
            "epochs_run": len(hist["val"]), "best_epoch": hist["best_epoch"], "train_time_s": hist["elapsed_s"],
            "stopped": hist["stopped"], "n_train": len(tr["x"]), "n_val": len(va["x"]), "n_test": len(te["x"])}
-    save_loss_plot(hist, os.path.join(opts.out_dir, "loss.png"), f"{name} digits{levels}", "val nll (nats/image)")
+    plot_history(hist, os.path.join(opts.out_dir, "loss.png"), f"{name} digits{levels}", "val nll (nats/image)")
     if opts.samples:
         t = time.perf_counter()
         c = torch.arange(10).repeat_interleave(8) if cond else None

@@ -16,12 +16,14 @@ from typing import Callable, Dict
 import torch
 import torch.nn.functional as F
 
+from sparse3d.train.epochs import FitConfig, batches, fit, mean_dicts
+from sparse3d.train.plots import plot_history
+
 from .data import N_VIDEO_CLASSES, image_pairs, moving_shapes
 from .flow import flow_warping_error
 from .options import TaskOptions
 from .pix2pix import UNetGenerator, make_discriminator, pix2pix_step
-from .plots import save_grid, save_loss_plot
-from .train import FitConfig, batches, fit, mean_dicts
+from .plots import save_grid
 from .vid2vid import Vid2Vid, one_hot_labels
 
 _LABEL_COLORS = torch.tensor([[0.2, 0.6, 0.2], [0.7, 0.3, 0.2], [1.0, 0.85, 0.2], [0.2, 0.45, 1.0]])
@@ -71,7 +73,7 @@ def run_pix2pix(opts: TaskOptions) -> dict:
     with torch.no_grad():
         test_l1 = l1(te)
         fake = G(te["src"][:8])
-    save_loss_plot(hist, os.path.join(opts.out_dir, "loss.png"), "pix2pix", "val L1 ([0,1] units)")
+    plot_history(hist, os.path.join(opts.out_dir, "loss.png"), "pix2pix", "val L1 ([0,1] units)")
     if opts.samples:
         rows = torch.cat([te["src"][:8].expand(-1, 3, -1, -1), fake, te["tgt"][:8]])
         save_grid((rows + 1) / 2, 8, os.path.join(opts.out_dir, "samples.png"),
@@ -143,7 +145,7 @@ def run_pix2pix_video(opts: TaskOptions) -> dict:
     torch.manual_seed(opts.seed)
     m = video_metrics(gen(te), te)
     md = video_metrics(gen(te, dropout=True), te)
-    save_loss_plot(hist, os.path.join(opts.out_dir, "loss.png"), "pix2pix per-frame", "val L1 ([0,1] units)")
+    plot_history(hist, os.path.join(opts.out_dir, "loss.png"), "pix2pix per-frame", "val L1 ([0,1] units)")
     if opts.samples:
         out = gen(te)
         rows = []
@@ -194,7 +196,7 @@ def run_vid2vid(opts: TaskOptions) -> dict:
     g = gen(te)
     m = video_metrics(g["frames"], te)
     flow_epe = float((g["flows"][:, 1:] - te["flows"][:, 1:]).norm(dim=2).mean())
-    save_loss_plot(hist, os.path.join(opts.out_dir, "loss.png"), "vid2vid", "val L1 ([0,1] units)")
+    plot_history(hist, os.path.join(opts.out_dir, "loss.png"), "vid2vid", "val L1 ([0,1] units)")
     if opts.samples:
         rows = []
         for k in range(2):

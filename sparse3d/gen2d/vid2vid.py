@@ -19,7 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import check_positive_int, check_tensor
+from ._checks import check_tensor
+from sparse3d.utils.checks import require_int
 from .flow import warp
 from .pix2pix import UNetGenerator, discriminate, feature_matching_loss, gan_loss, make_discriminator
 
@@ -47,9 +48,9 @@ class SequentialGenerator(nn.Module):
     def __init__(self, label_ch: int, img_ch: int = 3, past: int = 2, ngf: int = 32, n_down: int = 4,
                  max_flow: float = 4.0, mask_bias: float = -2.0):
         super().__init__()
-        check_positive_int("label_ch", label_ch)
-        check_positive_int("img_ch", img_ch)
-        check_positive_int("past", past)
+        require_int(label_ch, "label_ch", low=1)
+        require_int(img_ch, "img_ch", low=1)
+        require_int(past, "past", low=1)
         self.label_ch, self.img_ch, self.past, self.max_flow = label_ch, img_ch, past, max_flow
         in_ch = (past + 1) * label_ch + past * img_ch
         self.net = UNetGenerator(in_ch, img_ch + 3, ngf, n_down, n_dropout=0, final_tanh=False)

@@ -16,7 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import check_levels, check_positive_int, check_tensor
+from ._checks import check_levels, check_tensor
+from sparse3d.utils.checks import require_int
 from .layers import sample_categorical
 
 LN2 = math.log(2.0)
@@ -92,14 +93,14 @@ class WaveNet(nn.Module):
                  dilations: Sequence[int] = (1, 2, 4, 8, 16, 32, 64, 1, 2, 4, 8, 16, 32, 64),
                  kernel_size: int = 2, n_classes: int = 0):
         super().__init__()
-        check_positive_int("n_levels", n_levels)
-        check_positive_int("res_ch", res_ch)
-        check_positive_int("skip_ch", skip_ch)
-        check_positive_int("kernel_size", kernel_size)
+        require_int(n_levels, "n_levels", low=1)
+        require_int(res_ch, "res_ch", low=1)
+        require_int(skip_ch, "skip_ch", low=1)
+        require_int(kernel_size, "kernel_size", low=1)
         if not dilations:
             raise ValueError("dilations: expected a non-empty list of positive ints, got []")
         for d in dilations:
-            check_positive_int("dilations[i]", d)
+            require_int(d, "dilations[i]", low=1)
         if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 0:
             raise ValueError(f"n_classes: expected an int >= 0, got {n_classes!r}")
         self.n_levels, self.n_classes = n_levels, n_classes
@@ -162,8 +163,8 @@ class WaveNet(nn.Module):
         pass each step (O(T) per sample). Both draw the same uniforms from ``seed`` and
         give the same samples.
         """
-        check_positive_int("n", n)
-        check_positive_int("length", length)
+        require_int(n, "n", low=1)
+        require_int(length, "length", low=1)
         was_training = self.training
         self.eval()
         gen = torch.Generator(device="cpu").manual_seed(seed)

@@ -26,7 +26,9 @@ class BatchNorm(FeatureModule):
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         if len(x) == 0:
-            return x.replace(x.feats * self.module.weight + self.module.bias)
+            bn = self.module
+            assert isinstance(bn, nn.BatchNorm1d)
+            return x.replace(x.feats * bn.weight + bn.bias)
         return super().forward(x)
 
 

@@ -27,8 +27,8 @@ def autocast_dtype(device: torch.device) -> Optional[torch.dtype]:
     return torch.get_autocast_dtype(kind)
 
 
-def _cast(t: Optional[torch.Tensor], dtype: torch.dtype) -> Optional[torch.Tensor]:
-    if isinstance(t, torch.Tensor) and t.dtype in _CASTABLE and t.dtype != dtype:
+def _cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    if t.dtype in _CASTABLE and t.dtype != dtype:
         return t.to(dtype)
     return t
 
@@ -42,7 +42,10 @@ def conv_args(feats: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
     dtype = autocast_dtype(feats.device)
     if dtype is None or feats.dtype not in _CASTABLE:
         return feats, weight, bias
-    return _cast(feats, dtype), _cast(weight, dtype), _cast(bias, dtype)
+    if not isinstance(weight, torch.Tensor):  # the conv's own check names the wrong argument
+        return _cast(feats, dtype), weight, bias
+    return (_cast(feats, dtype), _cast(weight, dtype),
+            _cast(bias, dtype) if isinstance(bias, torch.Tensor) else bias)
 
 
 def promoted(a: torch.Tensor, b: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

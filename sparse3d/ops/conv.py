@@ -8,21 +8,23 @@
 """
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import torch
 
 from sparse3d.backends import Backend, get_backend
-from sparse3d.ops import amp
 from sparse3d.kernel import check_kernel_args
+from sparse3d.kernel_map import KernelMap
+from sparse3d.ops import amp
 from sparse3d.tensor import SparseTensor
+from sparse3d.tensor import require_sparse_tensor
 
 
-def _prepare(x: SparseTensor, weight: torch.Tensor, kernel_size: int, bias: Optional[torch.Tensor]):
+def _prepare(x: SparseTensor, weight: torch.Tensor, kernel_size: int, bias: Optional[torch.Tensor]
+             ) -> Tuple[SparseTensor, torch.Tensor, Optional[torch.Tensor]]:
     """Check the arguments of a conv and apply the autocast rule (sparse3d.ops.amp); return
     (x, weight, bias) as the conv computes with them."""
-    if not isinstance(x, SparseTensor):
-        raise TypeError(f"x must be a SparseTensor, got {type(x).__name__}")
+    require_sparse_tensor(x, "x")
     feats, weight, bias = amp.conv_args(x.feats, weight, bias)
     if feats is not x.feats:
         x = x.replace(feats)
@@ -53,8 +55,9 @@ def _check_weight(x: SparseTensor, weight: torch.Tensor, kernel_size: int, bias:
         raise ValueError(f"bias must be on weight's device {weight.device}, got {bias.device}")
 
 
-def _apply(x: SparseTensor, weight, bias, kmap, backend, op) -> SparseTensor:
-    feats = get_backend(backend).conv(x.feats, weight, kmap, op, x.manager)
+def _apply(x: SparseTensor, weight: torch.Tensor, bias: Optional[torch.Tensor], kmap: KernelMap,
+           backend: Union[str, Backend, None]) -> SparseTensor:
+    feats = get_backend(backend).conv(x.feats, weight, kmap)
     if bias is not None:
         feats = feats + bias
     return SparseTensor._make(feats, x.manager, kmap.out_key)
@@ -67,7 +70,7 @@ def conv3d(x: SparseTensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
     x, weight, bias = _prepare(x, weight, kernel_size, bias)
     out_key = x.manager.downsample(x.key, kernel_size, stride, dilation)
     kmap = x.manager.kernel_map(x.key, out_key, kernel_size, stride, dilation)
-    return _apply(x, weight, bias, kmap, backend, "subm_conv" if stride == 1 else "conv")
+    return _apply(x, weight, bias, kmap, backend)
 
 
 def conv_transpose3d(x: SparseTensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None,
@@ -93,7 +96,7 @@ def conv_transpose3d(x: SparseTensor, weight: torch.Tensor, bias: Optional[torch
     if x.manager.stride(out_key) * stride != x.stride:
         raise ValueError(f"target stride {x.manager.stride(out_key)} * stride {stride} must equal x.stride {x.stride}")
     kmap = x.manager.kernel_map(x.key, out_key, kernel_size, stride, dilation, transposed=True)
-    return _apply(x, weight, bias, kmap, backend, "conv_transpose")
+    return _apply(x, weight, bias, kmap, backend)
 
 
 def generative_conv_transpose3d(x: SparseTensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None,
@@ -104,4 +107,4 @@ def generative_conv_transpose3d(x: SparseTensor, weight: torch.Tensor, bias: Opt
     x, weight, bias = _prepare(x, weight, kernel_size, bias)
     out_key = x.manager.generate(x.key, kernel_size, stride, dilation)
     kmap = x.manager.kernel_map(x.key, out_key, kernel_size, stride, dilation, transposed=True)
-    return _apply(x, weight, bias, kmap, backend, "generative_conv_transpose")
+    return _apply(x, weight, bias, kmap, backend)

@@ -7,14 +7,14 @@ import torch
 
 from sparse3d.backends import Backend, get_backend
 from sparse3d.backends.base import gather_windows
-from sparse3d.coords import KernelMap
 from sparse3d.kernel import check_kernel_args
+from sparse3d.kernel_map import KernelMap
 from sparse3d.tensor import SparseTensor, _check_batch_size
+from sparse3d.tensor import require_sparse_tensor
 
 
 def _window_map(x: SparseTensor, kernel_size: int, stride: int, dilation: int) -> KernelMap:
-    if not isinstance(x, SparseTensor):
-        raise TypeError(f"x must be a SparseTensor, got {type(x).__name__}")
+    require_sparse_tensor(x, "x")
     check_kernel_args(kernel_size, stride, dilation)
     out_key = x.manager.downsample(x.key, kernel_size, stride, dilation)
     return x.manager.kernel_map(x.key, out_key, kernel_size, stride, dilation)
@@ -26,7 +26,7 @@ def max_pool3d(x: SparseTensor, kernel_size: int = 2, stride: int = 2, dilation:
 
     Output coordinates are those of ``conv3d`` with the same kernel_size/stride/dilation."""
     kmap = _window_map(x, kernel_size, stride, dilation)
-    out = get_backend(backend).max_pool(x.feats, kmap, x.manager)
+    out = get_backend(backend).max_pool(x.feats, kmap)
     return SparseTensor._make(out, x.manager, kmap.out_key)
 
 
@@ -43,8 +43,7 @@ def global_pool(x: SparseTensor, mode: str = "mean", batch_size: int | None = No
     """Pool all voxels of each batch item: feats ``[N, C]`` -> ``[B, C]`` (empty items give 0).
 
     ``batch_size`` (B) defaults to ``x.batch_size`` (largest batch index + 1) and may not be smaller."""
-    if not isinstance(x, SparseTensor):
-        raise TypeError(f"x must be a SparseTensor, got {type(x).__name__}")
+    require_sparse_tensor(x, "x")
     if mode not in ("mean", "max", "sum"):
         raise ValueError(f"mode must be 'mean', 'max' or 'sum', got {mode!r}")
     b = x.batch_size if batch_size is None else _check_batch_size(batch_size, x.batch_size)

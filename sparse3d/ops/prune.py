@@ -4,13 +4,13 @@ from __future__ import annotations
 import torch
 
 from sparse3d.tensor import SparseTensor
+from sparse3d.tensor import require_sparse_tensor
 
 
 def prune(x: SparseTensor, keep: torch.Tensor) -> SparseTensor:
     """Keep the voxels where ``keep`` (bool ``[N]``) is True; same stride, same manager.
     feats ``[N, C]`` -> ``[keep.sum(), C]``."""
-    if not isinstance(x, SparseTensor):
-        raise TypeError(f"x must be a SparseTensor, got {type(x).__name__}")
+    require_sparse_tensor(x, "x")
     if not isinstance(keep, torch.Tensor) or keep.dtype != torch.bool or keep.shape != (len(x),):
         got = f"{keep.dtype} {tuple(keep.shape)}" if isinstance(keep, torch.Tensor) else type(keep).__name__
         raise ValueError(f"keep must be a bool tensor of shape [N={len(x)}], got {got}")

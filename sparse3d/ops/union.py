@@ -8,12 +8,12 @@ import torch
 from sparse3d.coords import pack, unpack
 from sparse3d.ops import amp
 from sparse3d.tensor import SparseTensor
+from sparse3d.tensor import require_sparse_tensor
 
 
 def _check_pair(a: SparseTensor, b: SparseTensor) -> None:
-    for name, t in (("a", a), ("b", b)):
-        if not isinstance(t, SparseTensor):
-            raise TypeError(f"{name} must be a SparseTensor, got {type(t).__name__}")
+    require_sparse_tensor(a, "a")
+    require_sparse_tensor(b, "b")
     if a.stride != b.stride:
         raise ValueError(f"a and b must have the same stride, got {a.stride} and {b.stride}")
     if a.device != b.device:
@@ -73,8 +73,7 @@ def cat(a: SparseTensor, b: SparseTensor) -> SparseTensor:
 def lookup(x: SparseTensor, coords: torch.Tensor) -> torch.Tensor:
     """Row of each query coordinate in ``x``: coords int32 (or int64) ``[M, 4]`` = (batch, x, y, z) on x's
     lattice -> int64 ``[M]``, -1 where absent."""
-    if not isinstance(x, SparseTensor):
-        raise TypeError(f"x must be a SparseTensor, got {type(x).__name__}")
+    require_sparse_tensor(x, "x")
     if not isinstance(coords, torch.Tensor):
         raise TypeError(f"coords must be an integer torch.Tensor [M, 4], got {type(coords).__name__}")
     if coords.is_floating_point() or coords.is_complex() or coords.dtype == torch.bool:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .frames import Frame, FrameSource
+
 
 def mean_camera_up(poses: np.ndarray) -> np.ndarray:
     """Unit vector [3]: mean up direction (-y camera axis) of camera-to-world poses [N, 4, 4]."""
@@ -36,20 +38,29 @@ def rotation_to_z(u: np.ndarray) -> np.ndarray:
 
 
 class UpAligned:
-    """A frame source (``len``, ``intrinsic``, ``frame(k, with_color)``) seen in a world rotated so the
-    cameras' mean up is +z. ``rotation`` [4, 4] is applied to every camera-to-world pose."""
+    """A `FrameSource` seen in a world rotated so the cameras' mean up is +z. ``rotation`` float64 [4, 4]
+    is applied to every camera-to-world pose (aligned pose = rotation @ source pose); ``ids``, ``root`` /
+    ``sens_path`` and ``close`` are the source's."""
 
-    def __init__(self, frames) -> None:
+    def __init__(self, frames: FrameSource) -> None:
         self.frames = frames
         self.intrinsic = frames.intrinsic
         poses = [frames.frame(k, with_color=False)[2] for k in range(len(frames))]
         poses = np.stack([p for p in poses if np.all(np.isfinite(p))]) if poses else np.zeros((0, 4, 4))
         self.rotation = np.eye(4)
         self.rotation[:3, :3] = rotation_to_z(mean_camera_up(poses))
+        for name in ("ids", "root", "sens_path"):
+            if hasattr(frames, name):
+                setattr(self, name, getattr(frames, name))
 
     def __len__(self) -> int:
         return len(self.frames)
 
-    def frame(self, k: int, with_color: bool = True):
+    def frame(self, k: int, with_color: bool = True) -> Frame:
         depth, color, pose = self.frames.frame(k, with_color=with_color)
         return depth, color, self.rotation @ pose
+
+    def close(self) -> None:
+        close = getattr(self.frames, "close", None)
+        if close is not None:
+            close()

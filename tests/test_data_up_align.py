@@ -1,8 +1,8 @@
-"""Gravity alignment of frame sources (sparse3d.data.up_align)."""
+"""Gravity alignment of frame sources (data_tools.up_align)."""
 import numpy as np
 import pytest
 
-from sparse3d.data.up_align import UpAligned, mean_camera_up, rotation_to_z
+from data_tools.up_align import UpAligned, mean_camera_up, rotation_to_z
 
 
 def _rot(axis, deg):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from sparse3d.data.completion_dataset import Sample
+from sparse3d.tasks.completion.dataset import Sample
 
 
 def procedural_sample(size: int = 32, seed: int = 0, trunc: float = 3.0, holes: int = 3) -> Sample:

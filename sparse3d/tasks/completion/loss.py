@@ -14,7 +14,7 @@ from typing import Dict, Tuple
 import torch
 import torch.nn.functional as F
 
-from sparse3d.models.completion import CompletionOutput
+from sparse3d.tasks.completion.model import CompletionOutput
 
 
 class CompletionTarget:

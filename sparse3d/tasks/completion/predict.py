@@ -19,14 +19,13 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from data_tools.io_utils import atomic_write_text
-from sparse3d.data.completion_dataset import Sample, sparse_input
-from sparse3d.models.completion import CompletionNet
-from sparse3d.models.mesh import tsdf_to_mesh, write_ply
+from sparse3d.tasks.completion.dataset import Sample, sparse_input
+from sparse3d.tasks.completion.metrics import completion_metrics
+from sparse3d.tasks.completion.model import CompletionNet
 from sparse3d.tensor import SparseTensor
-from sparse3d.train.metrics import completion_metrics
+from sparse3d.utils.atomic_io import atomic_save_npz, atomic_write_text
+from sparse3d.utils.mesh import Mesh, tsdf_to_mesh, write_ply
 
-Mesh = Tuple[np.ndarray, np.ndarray]
 
 
 @dataclass
@@ -147,9 +146,8 @@ def write_outputs(folder: str, name: str, sample: Sample, pred: Prediction,
         write_ply(p, v, f)
         paths[k] = p
     grid = os.path.join(folder, f"{name}_prediction_grid.npz")
-    np.savez_compressed(grid + ".tmp.npz", coords=pred.coords, tsdf=pred.surface_tsdf,
-                        origin=np.asarray(sample.origin), voxel_size=np.float64(sample.voxel_size))
-    os.replace(grid + ".tmp.npz", grid)
+    atomic_save_npz(grid, coords=pred.coords, tsdf=pred.surface_tsdf, origin=np.asarray(sample.origin),
+                    voxel_size=np.float64(sample.voxel_size))
     paths["grid"] = grid
     return paths
 

@@ -27,7 +27,7 @@ from torch import nn
 
 import sparse3d.nn as snn
 from sparse3d import ops
-from sparse3d.tensor import SparseTensor
+from sparse3d.tensor import SparseTensor, require_sparse_tensor
 
 # target_fn(coords int32 [N, 4], stride) -> bool [N]: true occupancy at that level.
 TargetFn = Callable[[torch.Tensor, int], torch.Tensor]
@@ -140,8 +140,7 @@ class CompletionNet(nn.Module):
         """x: stride-1 SparseTensor, feats ``[N, in_channels]``; bounds: (X, Y, Z) of the volume
         (voxels generated outside ``[0, bounds)`` are dropped; required with ``coarse_dense``);
         target_fn: see the module docstring."""
-        if not isinstance(x, SparseTensor):
-            raise TypeError(f"x must be a SparseTensor, got {type(x).__name__}")
+        require_sparse_tensor(x, "x")
         if x.stride != 1 or x.num_channels != self.config.in_channels:
             raise ValueError(f"x must have stride 1 and {self.config.in_channels} channels, "
                              f"got stride {x.stride} and {x.num_channels} channels")

@@ -1,52 +1,28 @@
-"""Training loop shared by the gen2d tasks: epochs with tqdm progress, a validation
-metric after every epoch, early stopping, a wall-clock budget, atomic checkpoints
-(``last.pt`` to resume, ``best.pt`` with the best weights), and a loss history.
+"""The epoch loop (used by gen2d): epochs with tqdm progress, a validation metric after every epoch,
+early stopping, a wall-clock budget, atomic checkpoints (``last.pt`` to resume, ``best.pt`` with the
+best weights, both in the format of :mod:`sparse3d.train.checkpoint`), and a loss history
+(:func:`sparse3d.train.plots.plot_history` draws it).
 
-Checkpoints are plain state_dicts (tensors, numbers, strings, lists, dicts) written to
-a temporary file and moved into place with ``os.replace``; they load with
-``torch.load(..., weights_only=True)``.
+    last.pt  {"modules": {name: state_dict}, "optimizers": {name: state_dict}, "history": dict}
+    best.pt  {"modules": {name: state_dict}, "epoch": int, "val": float}
 """
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List
 
 import torch
 import torch.nn as nn
 
-from ._checks import check_positive_int
-
-
-def save_atomic(obj: dict, path: str) -> None:
-    """torch.save ``obj`` to ``path`` through a temp file in the same folder + os.replace."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".pt")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def load_checkpoint(path: str) -> dict:
-    """Load a checkpoint with ``weights_only=True``; a missing/bad file raises naming it."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint: no file at {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - re-raise with the file name
-        raise ValueError(f"checkpoint: could not load {path}: {e}") from e
+from sparse3d.train.checkpoint import load_checkpoint, save_checkpoint
+from sparse3d.utils.checks import require_int
 
 
 def batches(n: int, batch_size: int, seed: int, shuffle: bool = True) -> Iterator[torch.Tensor]:
     """Index batches over range(n), shuffled with ``seed``; yields int64 [<=batch_size]."""
-    check_positive_int("batch_size", batch_size)
+    require_int(batch_size, "batch_size", low=1)
     if shuffle:
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     else:
@@ -72,7 +48,7 @@ class FitConfig:
 
 def fit(modules: Dict[str, nn.Module], optimizers: Dict[str, torch.optim.Optimizer],
         train_epoch: Callable[[int, Callable[[], None]], Dict[str, float]],
-        validate: Callable[[], float], cfg: FitConfig) -> dict:
+        validate: Callable[[], float], cfg: FitConfig, task: str = "gen2d") -> dict:
     """Run epochs until ``max_epochs``, early stopping or the time budget.
 
     train_epoch(epoch, tick) trains one epoch (calling ``tick()`` after each batch
@@ -80,14 +56,14 @@ def fit(modules: Dict[str, nn.Module], optimizers: Dict[str, torch.optim.Optimiz
     validation metric (lower is better). Returns the history dict (also stored in the
     checkpoints): epochs, train (list of dicts), val, best_val, best_epoch, elapsed_s,
     stopped ("max_epochs" | "early_stopping" | "time_budget").
-    On return the modules hold the best weights.
+    On return the modules hold the best weights. ``task`` is written into (and checked in) the checkpoints.
     """
     last_path = os.path.join(cfg.out_dir, "last.pt")
     best_path = os.path.join(cfg.out_dir, "best.pt")
     hist = {"train": [], "val": [], "best_val": float("inf"), "best_epoch": -1, "elapsed_s": 0.0,
             "bad_epochs": 0, "epoch": -1, "stopped": ""}
     if cfg.resume and os.path.isfile(last_path):
-        ck = load_checkpoint(last_path)
+        ck = load_checkpoint(last_path, task=task, require=("modules", "optimizers", "history"))
         for k, m in modules.items():
             m.load_state_dict(ck["modules"][k])
         for k, o in optimizers.items():
@@ -122,14 +98,14 @@ def fit(modules: Dict[str, nn.Module], optimizers: Dict[str, torch.optim.Optimiz
         hist["epoch"] = epoch
         if val < hist["best_val"]:
             hist["best_val"], hist["best_epoch"], hist["bad_epochs"] = val, epoch, 0
-            save_atomic({"modules": {k: m.state_dict() for k, m in modules.items()}, "epoch": epoch,
-                         "val": val}, best_path)
+            save_checkpoint(best_path, {"modules": {k: m.state_dict() for k, m in modules.items()}, "epoch": epoch,
+                                        "val": val}, task)
         else:
             hist["bad_epochs"] += 1
         hist["elapsed_s"] = time.perf_counter() - t0
-        save_atomic({"modules": {k: m.state_dict() for k, m in modules.items()},
-                     "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                     "history": hist}, last_path)
+        save_checkpoint(last_path, {"modules": {k: m.state_dict() for k, m in modules.items()},
+                                    "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                                    "history": hist}, task)
         if cfg.progress:
             print(f"epoch {epoch}: train {_fmt(hist['train'][-1])} val {val:.4f} "
                   f"(best {hist['best_val']:.4f} @ {hist['best_epoch']}) {hist['elapsed_s']:.0f}s", flush=True)
@@ -138,7 +114,7 @@ def fit(modules: Dict[str, nn.Module], optimizers: Dict[str, torch.optim.Optimiz
             stopped = "early_stopping"
     hist["stopped"] = stopped
     if os.path.isfile(best_path):
-        ck = load_checkpoint(best_path)
+        ck = load_checkpoint(best_path, task=task, require=("modules",))
         for k, m in modules.items():
             m.load_state_dict(ck["modules"][k])
     for m in modules.values():

@@ -1,1 +1,0 @@
-"""Datasets, collate functions and transforms for training."""

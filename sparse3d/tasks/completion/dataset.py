@@ -1,0 +1,167 @@
+"""Scene-completion samples: sparse3d.crops crops read as dense volumes, sparse input + dense target in a batch.
+
+On disk the samples are a ``sparse3d.crops`` dataset (``sparse3d preprocess SCANS OUT --recipe completion``,
+docs/dataset_format.md). In memory a *sample* (one crop, or one whole scene) is a :class:`Sample`:
+
+    input_tsdf   float32 [X, Y, Z]  partial-scan TSDF, voxel units, +-trunc (0 where unknown)
+    input_known  bool    [X, Y, Z]  observed by the partial scan (the fused voxels)
+    target_tsdf  float32 [X, Y, Z]  complete TSDF, voxel units, +-trunc
+    target_known bool    [X, Y, Z]  observed by the complete scan (loss mask)
+    voxel_size   float   metres;  trunc float voxels;  origin int [3] (scene-lattice voxel of [0,0,0])
+
+The network input is sparse (:func:`sparse_input`): observed voxels with ``|tsdf| < trunc``
+(known = 1) plus the unobserved frontier next to observed space (known = 0, tsdf = 0).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from sparse3d.tensor import SparseTensor
+from sparse3d.tasks.completion.loss import CompletionTarget
+
+KEYS = ("input_tsdf", "input_known", "target_tsdf", "target_known")
+
+
+@dataclass
+class Sample:
+    """One dense sample (see the module docstring); arrays ``[X, Y, Z]``."""
+
+    input_tsdf: np.ndarray
+    input_known: np.ndarray
+    target_tsdf: np.ndarray
+    target_known: np.ndarray
+    voxel_size: float
+    trunc: float
+    origin: np.ndarray
+
+    @property
+    def shape(self) -> Tuple[int, int, int]:
+        return tuple(self.input_tsdf.shape)  # type: ignore[return-value]
+
+    def crop(self, lo: Sequence[int], size: int) -> "Sample":
+        sl = tuple(slice(int(a), int(a) + size) for a in lo)
+        return Sample(*(getattr(self, k)[sl].copy() for k in KEYS), self.voxel_size, self.trunc,
+                      self.origin + np.asarray(lo))
+
+
+def sample_from_crop(crop: dict) -> Sample:
+    """A crop dict (``data_tools.load_crop`` / ``data_tools.build_crops``) as a dense Sample:
+    ``data_tools.dense_volumes`` (band values, -trunc behind surfaces, +trunc at the other known voxels,
+    0 where unknown); origin = the crop's origin on the scene lattice."""
+    from data_tools import dense_volumes
+    return Sample(*dense_volumes(crop), float(crop["voxel_size"]), float(crop["trunc_voxels"]),
+                  np.asarray(crop["crop_origin"], np.int64))
+
+
+def load_data_tools_crop(path: str) -> Sample:
+    """One crop of a ``sparse3d.crops`` dataset (``sparse3d preprocess --recipe completion``;
+    docs/dataset_format.md) as a dense Sample (:func:`sample_from_crop`). Errors name the file."""
+    from data_tools import load_crop
+    crop = load_crop(path)
+    try:
+        return sample_from_crop(crop)
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"{path}: not a complete sparse3d.crops crop: {e}") from e
+
+
+def surface(tsdf: np.ndarray, known: np.ndarray, occ_thresh: float = 1.0) -> np.ndarray:
+    """bool [X, Y, Z]: known voxels with |tsdf| < occ_thresh (the occupancy of metrics and loss)."""
+    return known & (np.abs(tsdf) < occ_thresh)
+
+
+def sparse_input(tsdf: np.ndarray, known: np.ndarray, trunc: float, frontier: bool = True
+                 ) -> Tuple[np.ndarray, np.ndarray]:
+    """Dense partial scan -> (coords int32 [N, 3], feats float32 [N, 2] = (tsdf / trunc, known))."""
+    band = known & (np.abs(tsdf) < trunc)
+    sel = band
+    if frontier:
+        front = ndimage.binary_dilation(known) & ~known
+        sel = band | front
+    coords = np.argwhere(sel).astype(np.int32)
+    idx = tuple(coords.T)
+    feats = np.stack([np.where(band[idx], tsdf[idx] / trunc, 0.0), band[idx].astype(np.float32)], 1)
+    return coords, feats.astype(np.float32)
+
+
+def collate(samples: Sequence[Sample], frontier: bool = True, occ_thresh: float = 1.0
+            ) -> Tuple[SparseTensor, CompletionTarget]:
+    """Same-shape samples -> (input SparseTensor, feats [N, 2], CompletionTarget [B, X, Y, Z])."""
+    if len(samples) == 0:
+        raise ValueError("samples must not be empty")
+    shapes = {s.shape for s in samples}
+    if len(shapes) != 1:
+        raise ValueError(f"samples must share one shape to be batched, got {sorted(shapes)}")
+    coords, feats = [], []
+    for b, s in enumerate(samples):
+        c, f = sparse_input(s.input_tsdf, s.input_known, s.trunc, frontier)
+        coords.append(np.concatenate([np.full((len(c), 1), b, np.int32), c], 1))
+        feats.append(f)
+    x = SparseTensor(torch.from_numpy(np.concatenate(coords)), torch.from_numpy(np.concatenate(feats)))
+    tgt = CompletionTarget(torch.from_numpy(np.stack([s.target_tsdf for s in samples])).float(),
+                           torch.from_numpy(np.stack([s.target_known for s in samples])), occ_thresh)
+    return x, tgt
+
+
+def augment(s: Sample, rng: np.random.Generator) -> Sample:
+    """Random rotation by k*90 degrees about z and random flips of x / y (z stays up)."""
+    k = int(rng.integers(4))
+    fx, fy = bool(rng.integers(2)), bool(rng.integers(2))
+    arrs = []
+    for key in KEYS:
+        a = np.rot90(getattr(s, key), k, axes=(0, 1))
+        if fx:
+            a = a[::-1]
+        if fy:
+            a = a[:, ::-1]
+        arrs.append(np.ascontiguousarray(a))
+    return Sample(*arrs, s.voxel_size, s.trunc, s.origin)
+
+
+class CompletionDataset(torch.utils.data.Dataset):
+    """The crops of a ``sparse3d.crops`` dataset (written by ``sparse3d preprocess --recipe completion``)
+    listed under ``split`` in ``<root>/manifest.json`` (split None: every split), as dense Samples
+    (:func:`load_data_tools_crop`). A folder of dense ``.npz`` samples (the format before sparse3d.crops)
+    is refused with a message to re-run preprocessing."""
+
+    def __init__(self, root: str, split: Optional[str] = "train") -> None:
+        if not os.path.isdir(root):
+            raise ValueError(f"root must be a sparse3d.crops dataset folder, got {root!r} (not a folder)")
+        man = os.path.join(root, "manifest.json")
+        redo = (f"re-run preprocessing: `sparse3d preprocess SCANS {root} --recipe completion` "
+                f"(add --placement whole for whole-scene evaluation samples)")
+        if not os.path.isfile(man):
+            found = "dense completion samples (*.npz without a manifest)" if any(
+                n.endswith(".npz") for n in os.listdir(root)) else "no manifest.json and no samples"
+            raise ValueError(f"{root}: expected a sparse3d.crops dataset (manifest.json), found {found}; {redo}")
+        with open(man) as f:
+            try:
+                m = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{man}: not valid JSON: {e}") from e
+        if m.get("format") != "sparse3d.crops":
+            found = ("dense completion samples (a manifest with a 'samples' list, the format before "
+                     "sparse3d.crops)" if "samples" in m else f"a manifest with keys {sorted(m)}")
+            raise ValueError(f"{root}: expected a sparse3d.crops dataset, found {found}; {redo}")
+        splits = m.get("splits", {})
+        if split is not None and split not in splits:
+            raise ValueError(f"split: expected one of {sorted(splits)} of {man}, got {split!r}")
+        names = [n for k in sorted(splits) if split is None or k == split for n in splits[k]]
+        if not names:
+            raise ValueError(f"{man}: no crops in split {split!r} (splits: "
+                             f"{ {k: len(v) for k, v in splits.items()} }); {redo}")
+        self.root = root
+        self.manifest = m
+        self.paths = [os.path.join(root, n) for n in names]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> Sample:
+        return load_data_tools_crop(self.paths[i])

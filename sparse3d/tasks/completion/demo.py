@@ -1,0 +1,160 @@
+"""`sparse3d demo`: the main job, end to end on built-in synthetic scenes (or a real ScanNet root).
+
+    generate rooms (ScanNet layout) -> fuse input (~30% of frames) and target (all frames)
+    -> training crops -> train sparse completion -> predict held-out scenes
+    -> IoU / L1 / chamfer table (raw input vs target, prediction vs target) -> meshes + PNGs
+
+Everything lands under ``--out``; every stage is skipped when its outputs exist (resumable).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import Dict, List
+
+from data_tools.recipes import RECIPES
+from sparse3d.utils.argtypes import device, nonneg_int, positive_int, unit_fraction
+
+
+INPUT_FRACTION = RECIPES["completion"]["input_fraction"]
+SEGMENTS = RECIPES["completion"]["segments"]
+
+
+def register(subparsers) -> None:
+    """Add ``demo`` to the ``sparse3d`` sub-commands."""
+    p = subparsers.add_parser("demo", help="the main job: synthetic scenes -> train completion -> metrics + pictures")
+    p.add_argument("--out", default="out/demo", help="output folder (stages whose outputs exist are skipped)")
+    p.add_argument("--scannet-root", default=None,
+                   help="use the scenes of a real ScanNet root (folders <scene>/<scene>.sens) instead of synthetic ones")
+    p.add_argument("--quick", action="store_true", help="tiny run (about 2 minutes) to check the set-up")
+    p.add_argument("--train-scenes", type=positive_int, default=None,
+                   help="training scenes (default: 16; 3 with --quick)")
+    p.add_argument("--test-scenes", type=positive_int, default=None,
+                   help="held-out scenes (default: 2; 1 with --quick)")
+    p.add_argument("--steps", type=positive_int, default=None, help="training steps (default: 2000; 60 with --quick)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the scenes, frame subsets, crops and training")
+    p.add_argument("--input-fraction", type=unit_fraction, default=INPUT_FRACTION,
+                   help="fraction of each scan's frames fused into the partial input")
+    p.add_argument("--segments", type=positive_int, default=SEGMENTS,
+                   help="the input frames form this many contiguous runs of the trajectory")
+    p.add_argument("--device", type=device, default="cpu", help="torch device: cpu, cuda or cuda:N")
+    p.add_argument("--config", default=None, help="training YAML (default: the built-in demo settings)")
+    p.add_argument("--threads", type=positive_int, default=_cores(),
+                   help="torch/OpenMP threads (default: the cores this process may use; on the 2-core machine 2 "
+                        "threads train 1.35x faster than 1; fewer when other jobs share the cores, since more "
+                        "threads than free cores oversubscribe them)")
+    p.set_defaults(func=run_demo)
+
+
+def _cores() -> int:
+    """Cores this process may run on (its CPU affinity; os.cpu_count() where affinity is unknown)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _log(msg: str, t0: float) -> None:
+    print(f"[demo {time.time() - t0:6.1f}s] {msg}", flush=True)
+
+
+def _prepare(scene_dirs: List[str], out: str, seed: int, input_fraction: float, segments: int,
+             placement: str) -> List[str]:
+    """Preprocess the scenes with data_tools' completion recipe (resumable) -> the crop paths, by scene."""
+    from data_tools import load_manifest, preprocess, recipe_config
+    root = os.path.dirname(os.path.normpath(scene_dirs[0]))
+    cfg = recipe_config("completion", seed=seed, input_fraction=input_fraction, segments=segments,
+                        placement=placement)
+    s = preprocess(root, out, cfg, scenes=[os.path.basename(os.path.normpath(d)) for d in scene_dirs],
+                   val_fraction=0.0)
+    if s["failed"]:
+        raise SystemExit("error: preprocessing failed for " + "; ".join(f"{k}: {v}" for k, v in s["failed"].items()))
+    return [os.path.join(out, f) for f in load_manifest(out)["splits"]["train"]]
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    import torch
+
+    from sparse3d.tasks.completion.dataset import load_data_tools_crop
+    from sparse3d.tasks.completion.checkpoint import load_model
+    from sparse3d.tasks.completion.config import load_config
+    from sparse3d.tasks.completion.train import train
+    from sparse3d.tasks.completion.predict import evaluate_sample, format_table, write_json, write_outputs
+    from sparse3d.vis.render import render_side_by_side
+
+    t0 = time.time()
+    out = os.path.abspath(args.out)
+    os.makedirs(out, exist_ok=True)
+    quick = args.quick
+    n_train = args.train_scenes or (3 if quick else 16)
+    n_test = args.test_scenes or (1 if quick else 2)
+    steps = args.steps or (60 if quick else 2000)
+    torch.set_num_threads(args.threads)
+    stages: Dict[str, float] = {}  # stage -> seconds (where the time goes; printed and in metrics.json)
+    t_stage = time.time()
+
+    # 1. scenes
+    if args.scannet_root:
+        from data_tools.scannet.scene import find_scenes
+        dirs = find_scenes(args.scannet_root)
+        if len(dirs) < 2:
+            raise SystemExit(f"error: --scannet-root {args.scannet_root!r} holds {len(dirs)} scene(s); need >= 2")
+        n_test = min(n_test, max(1, len(dirs) // 5))
+        train_dirs, test_dirs = dirs[:-n_test][:n_train], dirs[-n_test:]
+        _log(f"ScanNet root {args.scannet_root}: {len(train_dirs)} train / {len(test_dirs)} test scenes", t0)
+    else:
+        from data_tools.synthetic import generate_scenes
+        scans = os.path.join(out, "scans")
+        _log(f"generating {n_train} train + {n_test} held-out synthetic rooms (ScanNet layout) in {scans}", t0)
+        train_dirs = generate_scenes(scans, n_train, seed=args.seed, n_frames=60, width=160, height=120)
+        test_dirs = generate_scenes(scans, n_test, seed=args.seed + 1, n_frames=60, width=160, height=120,
+                                    first_index=100)
+    stages["scenes"] = time.time() - t_stage
+    t_stage = time.time()
+    # 2. fuse + crops
+    _log(f"fusing input (~{args.input_fraction:.0%} of frames, {args.segments} runs) and target (all frames) "
+         "TSDFs at 5 cm", t0)
+    frames = dict(input_fraction=args.input_fraction, segments=args.segments)
+    _prepare(train_dirs, os.path.join(out, "samples", "crops"), args.seed, placement="random", **frames)
+    test_paths = _prepare(test_dirs, os.path.join(out, "samples", "test"), args.seed + 1, placement="whole", **frames)
+    stages["preprocess"] = time.time() - t_stage
+    # 3. train
+    cfg = load_config(args.config, {"data": os.path.join(out, "samples", "crops"), "out": os.path.join(out, "run"),
+                                    "steps": steps, "seed": args.seed, "device": args.device,
+                                    "threads": args.threads,
+                                    **({} if args.config else {"batch_size": 4, "lr": 2e-3,
+                                                               "checkpoint_every": 50})})
+    _log(f"training {cfg.steps} steps (batch {cfg.batch_size}, channels {list(cfg.model.channels)}) -> {cfg.out}", t0)
+    t_train = time.time()
+    train(cfg, resume=True)
+    train_s = stages["train"] = time.time() - t_train
+    t_stage = time.time()
+    # 4. predict + metrics + pictures
+    net, cfg = load_model(os.path.join(cfg.out, "last.pt"), args.device)
+    net.to(args.device)
+    pred_dir = os.path.join(out, "predictions")
+    rows: Dict[str, Dict] = {}
+    for p in test_paths:
+        name = os.path.basename(os.path.dirname(p))  # the scene id: <test>/<scene>/crop_*.npz
+        sample = load_data_tools_crop(p)
+        report, pred, ms = evaluate_sample(net, sample, args.device, cfg.occ_thresh, frontier=cfg.frontier)
+        write_outputs(pred_dir, name, sample, pred, ms, cfg.occ_thresh)
+        png = os.path.join(out, "pictures", f"{name}.png")
+        render_side_by_side([(k, *ms[k]) for k in ("input", "prediction", "target")], png, clip_top=0.25)
+        rows[name] = report
+        _log(f"{name}: IoU input {report['input']['iou']:.3f} -> prediction {report['prediction']['iou']:.3f}; "
+             f"picture {png}", t0)
+    stages["predict + pictures"] = time.time() - t_stage
+    write_json(os.path.join(out, "metrics.json"), {"scenes": rows, "train_seconds": train_s,
+                                                  "total_seconds": time.time() - t0, "steps": cfg.steps,
+                                                  "threads": args.threads,
+                                                  "stage_seconds": {k: round(v, 1) for k, v in stages.items()}})
+    print()
+    print("held-out scenes: raw input vs target and prediction vs target")
+    print(format_table(rows))
+    print(f"\nmeshes + sparse grids: {pred_dir}\npictures: {os.path.join(out, 'pictures')}\n"
+          f"loss curve: {os.path.join(cfg.out, 'loss.png')}\nmetrics: {os.path.join(out, 'metrics.json')}\n"
+          f"total {time.time() - t0:.0f}s with {args.threads} thread(s): "
+          + ", ".join(f"{k} {v:.0f}s" for k, v in stages.items()))
+    return 0
