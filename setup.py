@@ -16,6 +16,16 @@ import subprocess
 from setuptools import find_packages, setup
 
 
+def _version():
+    """``__version__`` of sparse3d/__init__.py (the one place the version is written)."""
+    import re
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "sparse3d", "__init__.py")) as f:
+        m = re.search(r'^__version__ = "([^"]+)"', f.read(), re.M)
+    if m is None:
+        raise RuntimeError("sparse3d/__init__.py: no line __version__ = \"X.Y.Z\"")
+    return m.group(1)
+
+
 def _nvcc_toolkit_root():
     """The CUDA toolkit root that the nvcc on PATH compiles with, or None without nvcc."""
     nvcc = shutil.which("nvcc")
@@ -91,7 +101,7 @@ def extensions():
 
 setup(
     name="sparse3d",
-    version="0.1.0",
+    version=_version(),
     description="Deep learning on sparse 3D data of real scenes",
     packages=find_packages(include=["sparse3d", "sparse3d.*", "data_tools", "data_tools.*"]),
     python_requires=">=3.10",

@@ -49,6 +49,7 @@ class CompletionTrainConfig:
     backend: str = "native"  # sparse conv backend: native | torch | spconv
     threads: int = 0  # torch.set_num_threads (0 = leave torch's default)
     amp: str = "off"  # mixed precision: "off", "bf16" (autocast) or "fp16" (autocast + gradient scaling)
+    cache_mib: float = 1024  # decoded training crops kept in memory, MiB (0: decode each crop on every step)
     model: CompletionConfig = field(default_factory=CompletionConfig)  # the network
 
     def __post_init__(self) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -128,9 +128,15 @@ class CompletionDataset(torch.utils.data.Dataset):
     """The crops of a ``sparse3d.crops`` dataset (written by ``sparse3d preprocess --recipe completion``)
     listed under ``split`` in ``<root>/manifest.json`` (split None: every split), as dense Samples
     (:func:`load_data_tools_crop`). A folder of dense ``.npz`` samples (the format before sparse3d.crops)
-    is refused with a message to re-run preprocessing."""
+    is refused with a message to re-run preprocessing.
 
-    def __init__(self, root: str, split: Optional[str] = "train") -> None:
+    cache_mib: keep decoded samples in memory up to this many MiB (0: decode every crop on each access).
+    A cached sample's arrays are read-only: code that would change a sample in place raises instead of
+    altering later steps' data."""
+
+    def __init__(self, root: str, split: Optional[str] = "train", cache_mib: float = 0) -> None:
+        if not isinstance(cache_mib, (int, float)) or isinstance(cache_mib, bool) or not cache_mib >= 0:
+            raise ValueError(f"cache_mib must be a number >= 0, got {cache_mib!r}")
         if not os.path.isdir(root):
             raise ValueError(f"root must be a sparse3d.crops dataset folder, got {root!r} (not a folder)")
         man = os.path.join(root, "manifest.json")
@@ -159,9 +165,22 @@ class CompletionDataset(torch.utils.data.Dataset):
         self.root = root
         self.manifest = m
         self.paths = [os.path.join(root, n) for n in names]
+        self._cache: Dict[int, Sample] = {}
+        self._cache_left = int(cache_mib * 2 ** 20)  # bytes the cache may still take
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> Sample:
-        return load_data_tools_crop(self.paths[i])
+        s = self._cache.get(i)
+        if s is not None:
+            return s
+        s = load_data_tools_crop(self.paths[i])
+        arrays = [getattr(s, k) for k in KEYS]
+        size = sum(a.nbytes for a in arrays)
+        if size <= self._cache_left:
+            for a in arrays:
+                a.flags.writeable = False
+            self._cache[i] = s
+            self._cache_left -= size
+        return s

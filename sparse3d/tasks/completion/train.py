@@ -37,7 +37,7 @@ def batch_indices(cfg: CompletionTrainConfig, step: int, n: int) -> List[int]:
 
 def completion_task(cfg: CompletionTrainConfig, info: DistInfo, device: torch.device) -> StepTask:
     """The completion task for the step loop; loads ``cfg.data`` and checks it against the config."""
-    ds = CompletionDataset(cfg.data)
+    ds = CompletionDataset(cfg.data, cache_mib=cfg.cache_mib)
     first = ds[0]
     if not math.isclose(first.trunc, cfg.model.trunc, rel_tol=1e-4):
         raise ValueError(f"the training samples' trunc ({first.trunc} voxels, {ds.paths[0]}) differs from the "
