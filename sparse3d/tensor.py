@@ -9,12 +9,12 @@ so kernel maps are computed once and reused by every layer.
 """
 from __future__ import annotations
 
-import operator
 from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 
 from sparse3d.coords import CoordinateManager, check_range, pack, unpack
+from sparse3d.utils.checks import require_int
 
 
 def _as_coords(coords: torch.Tensor, name: str = "coords") -> torch.Tensor:
@@ -44,12 +44,7 @@ def _check_feats(feats: torch.Tensor, name: str = "feats", n: Optional[int] = No
 
 def _check_batch_size(batch_size: Any, needed: int, name: str = "batch_size") -> int:
     """``batch_size`` as an int >= ``needed`` (the largest batch index present + 1)."""
-    try:
-        if isinstance(batch_size, bool):
-            raise TypeError
-        batch_size = operator.index(batch_size)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(batch_size).__name__}: {batch_size!r}") from None
+    batch_size = require_int(batch_size, name)
     if batch_size < needed:
         present = f"largest batch index {needed - 1}" if needed else "no voxels"
         raise ValueError(f"{name}={batch_size} is smaller than the batch indices present ({present}, so "
