@@ -32,21 +32,7 @@ from sparse3d.tasks.completion.dataset import collate  # noqa: E402
 from sparse3d.tasks.completion.procedural import procedural_sample  # noqa: E402
 from sparse3d.tasks.completion.model import CompletionConfig, CompletionNet  # noqa: E402
 from sparse3d.tasks.completion.loss import completion_loss  # noqa: E402
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak_rss() -> int:
-    """Reset VmHWM to the current RSS (Linux); returns the current RSS in KiB."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    return _status_kib("VmRSS")
+from sparse3d.utils.measure import peak_rss_kib, reset_peak_rss  # noqa: E402
 
 
 def bench(name: str, steps: int, size: int, batch: int, device: str, channels) -> dict:
@@ -62,7 +48,7 @@ def bench(name: str, steps: int, size: int, batch: int, device: str, channels) -
     batches = [collate([procedural_sample(size, 100 * i + j) for j in range(batch)]) for i in range(2)]
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    rss0 = None if device.startswith("cuda") else _reset_peak_rss()
+    rss0 = None if device.startswith("cuda") else reset_peak_rss()
 
     def step(i):
         x, t = batches[i % 2]
@@ -86,7 +72,7 @@ def bench(name: str, steps: int, size: int, batch: int, device: str, channels) -
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
     peak = (torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda")
-            else (_status_kib("VmHWM") - rss0) / 1024)
+            else (peak_rss_kib() - rss0) / 1024)
     return {"backend": name, "status": "ok", "steps_per_s": steps / dt,
             "input_voxels_per_step": nvox / steps, "peak_mem_mib": peak}
 

@@ -3,7 +3,7 @@
 Main entry points (see docs/data_tools.md and docs/dataset_format.md)::
 
     data_tools.generate_scenes(out_root, n_scenes, seed=0, n_frames=100)   # synthetic ScanNet-layout rooms
-    data_tools.preprocess(root, out, recipe_config("labels" | "completion", ...), workers=1)   # crops + manifest.json
+    data_tools.preprocess(root, out, recipe_config("labels" | "completion" | "segmentation", ...), workers=1)   # crops + manifest.json
     data_tools.load_crop(path) -> dict of numpy arrays;  data_tools.dense_volumes(crop) -> dense tsdf + known
     data_tools.load_manifest(out) -> dict
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional, Tuple
 
 _LAZY = {
     "generate_scenes": ("data_tools.synthetic.writer", "generate_scenes"),
@@ -56,3 +56,29 @@ def load_manifest(dataset_root) -> Dict[str, Any]:
             return json.load(f)
         except json.JSONDecodeError as e:
             raise ValueError(f"{p}: not valid JSON: {e}") from e
+
+
+def split_crop_paths(dataset_root, split: Optional[str] = None, how_to_make: str = "") -> Tuple[Dict[str, Any],
+                                                                                                  List[str]]:
+    """(manifest, crop paths) of the crops a `sparse3d.crops` dataset lists under ``split`` (None: every
+    split, in split order). ValueError naming the folder or manifest when it is no such dataset, the split
+    is not one of its splits or holds no crop; ``how_to_make`` (the command that writes such a dataset) is
+    appended to those messages."""
+    root = os.fspath(dataset_root)
+    how = f"; {how_to_make}" if how_to_make else ""
+    if not os.path.isdir(root):
+        raise ValueError(f"root must be a sparse3d.crops dataset folder, got {root!r} (not a folder)")
+    man = os.path.join(root, "manifest.json")
+    if not os.path.isfile(man):
+        raise ValueError(f"{root}: expected a sparse3d.crops dataset (manifest.json), found none{how}")
+    m = load_manifest(root)
+    if m.get("format") != "sparse3d.crops":
+        raise ValueError(f"{man}: expected format 'sparse3d.crops', got {m.get('format')!r}{how}")
+    splits = m.get("splits", {})
+    if split is not None and split not in splits:
+        raise ValueError(f"split must be one of {sorted(splits)} of {man}, got {split!r}")
+    names = [n for k in sorted(splits) if split is None or k == split for n in splits[k]]
+    if not names:
+        raise ValueError(f"{man}: no crops in split {split!r} (splits: {({k: len(v) for k, v in splits.items()})})"
+                         f"{how}")
+    return m, [os.path.join(root, n) for n in names]

@@ -73,7 +73,7 @@ the other known voxels, 0 where unknown.
 
 `manifest.json`::
 
-    {"format": "sparse3d.crops", "version": 2, "recipe": "labels" | "completion" | "custom",
+    {"format": "sparse3d.crops", "version": 2, "recipe": "labels" | "completion" | "segmentation" | "custom",
      "known": "visibility" | "fused", "placement": "grid" | "random" | "whole" ("custom": write_crop_dataset),
      "voxel_size": ..., "trunc_voxels": ..., "crop_size": [X,Y,Z] (null for whole-scene crops),
      "n_levels": L, "params": {...},

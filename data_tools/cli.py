@@ -5,7 +5,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from sparse3d.utils.argtypes import (fraction, int_triple, nonneg_float, nonneg_int, polish_help, positive_float,
+from sparse3d.utils.argtypes import (fraction, report_failures, int_triple, nonneg_float, nonneg_int, polish_help, positive_float,
                                      positive_int, probability, unit_fraction)
 
 
@@ -44,12 +44,7 @@ def _cmd_preprocess(args) -> int:
                    label_tsv=args.label_tsv)
     print(f"preprocess ({cfg.recipe} recipe): {len(s['done'])} done, {len(s['skipped'])} skipped (already done), "
           f"{len(s['failed'])} failed in {s['seconds']} s; manifest: {s['manifest']}")
-    if s["failed"]:
-        print("failed scenes:", file=sys.stderr)
-        for sid, msg in sorted(s["failed"].items()):
-            print(f"  {sid}: {msg}", file=sys.stderr)
-        return 1
-    return 0
+    return report_failures(s["failed"])
 
 
 def _cmd_generate(args) -> int:
@@ -63,10 +58,10 @@ def _cmd_generate(args) -> int:
 
 
 def _gen_one(args, k: int) -> str:
-    """Scene k: same ids and seeds as generate_scenes(out, n, seed, first_index=...)."""
-    from .synthetic.writer import generate_scene
+    """Scene k: same ids, seeds and room types as generate_scenes(out, n, seed, first_index=...)."""
+    from .synthetic.writer import generate_scene, scene_room_type
     return generate_scene(args.out, f"scene{args.first_index + k:04d}_00", args.seed * 1000 + k, args.frames,
-                          args.width, args.height, args.depth_noise)
+                          args.width, args.height, args.depth_noise, room_type=scene_room_type(args.first_index + k))
 
 
 def _d(field: str) -> str:
@@ -87,13 +82,16 @@ def add_preprocess_parser(sub) -> None:
         description="Fuse RGB-D scans into sparse TSDFs, label them from the mesh and cut crops in the sparse3d.crops "
                     "format (docs/dataset_format.md). --recipe labels: segmentation/SG-NN crops on a grid; "
                     "--recipe completion: the scene-completion pairs that `sparse3d train completion` and "
-                    "`sparse3d demo` use (add --placement whole for whole-scene evaluation samples). Every option "
+                    "`sparse3d demo` use (add --placement whole for whole-scene evaluation samples); --recipe "
+                    "segmentation: whole complete scans with per-voxel ScanNet-20 labels. Every option "
                     "left out takes the recipe's value; an option the recipe's settings do not use is an error. "
                     "Resumable; exits 1 if any scene failed.")
     p.add_argument("root", help="ScanNet root (scene folders or scans/), one scene folder, or RGB-D folder(s)")
     p.add_argument("out", help="output dataset folder")
-    p.add_argument("--recipe", choices=("labels", "completion"), default="labels",
-                   help="which samples: labels (segmentation crops) or completion (input/target pairs) (default labels)")
+    from .recipes import RECIPES
+    p.add_argument("--recipe", choices=tuple(RECIPES), default="labels",
+                   help="which samples: labels (SG-NN-style crops), completion (input/target pairs) or segmentation "
+                        "(complete scans, whole scenes) (default labels)")
     p.add_argument("--workers", type=positive_int, default=1, help="parallel processes, >= 1 (default 1)")
     p.add_argument("--voxel-size", type=positive_float, default=None, help="metres " + _d("voxel_size"))
     p.add_argument("--trunc-voxels", type=positive_float, default=None, help="tsdf truncation in voxels " + _d("trunc_voxels"))
@@ -102,7 +100,8 @@ def add_preprocess_parser(sub) -> None:
                    help="grid placement: voxels X,Y,Z (default crop-size/2)")
     p.add_argument("--levels", type=positive_int, default=None, help="hierarchy levels " + _d("n_levels"))
     p.add_argument("--input-frames", choices=CHOICES["input_frames"], default=None,
-                   help="input frames: drop (runs dropped at random) or subset (contiguous runs) " + _d("input_frames"))
+                   help="input frames: drop (runs dropped at random), subset (contiguous runs) or all (input = target) "
+                        + _d("input_frames"))
     p.add_argument("--drop-prob", type=probability, default=None,
                    help="input-frames drop: probability a run of frames is left out of the input " + _d("drop_prob"))
     p.add_argument("--drop-chunk", type=positive_int, default=None,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Dict, Tuple
 
-CHOICES = {"target": ("fusion", "mesh"), "input_frames": ("drop", "subset"), "known": ("visibility", "fused"),
+CHOICES = {"target": ("fusion", "mesh"), "input_frames": ("drop", "subset", "all"), "known": ("visibility", "fused"),
            "placement": ("grid", "random", "whole")}
 
 
@@ -15,14 +15,15 @@ CHOICES = {"target": ("fusion", "mesh"), "input_frames": ("drop", "subset"), "kn
 class CropConfig:
     """Preprocessing parameters (all lengths in metres unless named *_voxels); presets: `data_tools.recipes`.
 
-    recipe: the preset's name, recorded in the dataset ("labels", "completion" or "custom");
+    recipe: the preset's name, recorded in the dataset ("labels", "completion", "segmentation" or "custom");
     voxel_size: level-0 voxel edge; trunc_voxels: tsdf truncation (voxels); crop_size / crop_stride:
     crop extent and grid step (voxels, x y z); n_levels: hierarchy levels (crop_size must be divisible
     by 2**(n_levels-1)); frame_skip: use every k-th frame; depth_max: ignore depth beyond it;
     target: "fusion" (all frames) or "mesh" (signed distance to the mesh); seed: every random choice
     (combined with the scene id, `data_tools.frames.scene_seed`).
-    input_frames: "drop" (runs of drop_chunk frames dropped with probability drop_prob) or "subset"
-    (`segments` contiguous runs covering input_fraction of the frames).
+    input_frames: "drop" (runs of drop_chunk frames dropped with probability drop_prob), "subset"
+    (`segments` contiguous runs covering input_fraction of the frames) or "all" (every target frame: the
+    input is the complete scan, input == target voxels; segmentation).
     known: "visibility" (in a camera frustum, at most trunc behind the depth) or "fused" (voxels the
     fusion wrote, weight > 0).
     placement: "grid" (every crop_stride; crops with < min_target_voxels / min_input_voxels are

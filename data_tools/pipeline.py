@@ -1,6 +1,6 @@
 """`preprocess(root, out, config)`: ScanNet root / scene folder / RGB-D folder(s) in, crop dataset out.
 
-Every recipe (`data_tools.recipes`: "labels", "completion") runs through this one pipeline.
+Every recipe (`data_tools.recipes`: "labels", "completion", "segmentation") runs through this one pipeline.
 
 Resumable: a scene is done when `<out>/<scene>/_scene.json` exists with the same parameters;
 done scenes are skipped. Every file is written atomically. A scene that fails (corrupt or

@@ -1,4 +1,4 @@
-"""Named presets of `CropConfig`: which samples a dataset holds. Both write the `sparse3d.crops` format.
+"""Named presets of `CropConfig`: which samples a dataset holds. All write the `sparse3d.crops` format.
 
     labels      segmentation / SG-NN-style crops: 4 cm, 32x32x64 crops on a strided grid aligned for
                 3 hierarchy levels, input = frames with runs of 10 dropped (p = 0.5),
@@ -7,6 +7,10 @@
                 input = 6 contiguous runs covering 30% of the frames, target = all frames,
                 known = the fused voxels, 24 random 32^3 crops per scene with >= 50 target surface
                 voxels (placement="whole" instead: one crop covering the scene, for held-out evaluation)
+    segmentation  semantic segmentation (`sparse3d train segmentation`): 5 cm, input = target = every frame
+                (input_frames="all": the complete scan, colour + tsdf), known = the fused voxels, one level,
+                one crop per whole scene (placement="grid" instead: 32x32x64 crops every 16x16x32); labels in
+                target_scannet20
 
     cfg = recipe_config("completion", seed=3, placement="whole")
     data_tools.preprocess(root, out, cfg)
@@ -25,11 +29,15 @@ RECIPES: Dict[str, Dict[str, Any]] = {
     "completion": dict(recipe="completion", voxel_size=0.05, trunc_voxels=3.0, crop_size=(32, 32, 32),
                        crop_stride=(32, 32, 32), n_levels=3, input_frames="subset", input_fraction=0.3, segments=6,
                        known="fused", placement="random", crops_per_scene=24, min_surface=50, pad_to=8),
+    "segmentation": dict(recipe="segmentation", voxel_size=0.05, trunc_voxels=3.0, crop_size=(32, 32, 64),
+                         crop_stride=(16, 16, 32), n_levels=1, input_frames="all", known="fused", placement="whole",
+                         pad_to=8, min_target_voxels=200, min_input_voxels=50),
 }
 
 # the CropConfig fields each setting uses; a field set for a recipe whose modes do not read it is an error
 MODE_FIELDS = {("input_frames", "drop"): ("drop_prob", "drop_chunk"),
                ("input_frames", "subset"): ("input_fraction", "segments"),
+               ("input_frames", "all"): (),
                ("placement", "grid"): ("crop_stride", "min_target_voxels", "min_input_voxels"),
                ("placement", "random"): ("crops_per_scene", "min_surface", "pad_to"),
                ("placement", "whole"): ("pad_to",)}
@@ -49,7 +57,7 @@ def unused_fields(cfg: CropConfig) -> set:
 
 
 def recipe_config(name: str, **overrides: Any) -> CropConfig:
-    """The CropConfig of recipe `name` ("labels" | "completion") with `overrides` applied.
+    """The CropConfig of recipe `name` ("labels" | "completion" | "segmentation") with `overrides` applied.
 
     Raises ValueError for an unknown recipe, an unknown field, or a field that the resulting settings do not
     read (e.g. drop_prob with input_frames="subset": it would be silently ignored)."""

@@ -2,7 +2,8 @@
 
 One pass over the frames fuses two TSDFs: the *target* from every used frame, the *input* from a
 seeded subset (`input_frames`: "drop" = runs of frames dropped with `drop_prob`, or "subset" =
-`segments` contiguous runs covering `input_fraction`). The known masks are camera visibility
+`segments` contiguous runs covering `input_fraction`) or from all of them (`input_frames="all"`: one
+fusion serves both, input voxels == target voxels). The known masks are camera visibility
 (`known="visibility"`) or the fused voxels themselves (`known="fused"`); crops are placed on a grid,
 at random or as one whole-scene box (`data_tools.placement`); per-voxel labels come from the labelled
 mesh's closest triangle. The named presets are in `data_tools.recipes`; the format in `data_tools.chunks`.
@@ -56,6 +57,8 @@ def select_frames(n: int, scene_id: str, cfg: CropConfig) -> Tuple[List[int], np
     if cfg.target_fraction < 1:
         rng = np.random.default_rng(seed + [1])
         target = sorted(int(i) for i in rng.choice(n, max(1, int(cfg.target_fraction * n)), replace=False))
+    if cfg.input_frames == "all":
+        return target, np.ones(len(target), bool)
     if cfg.input_frames == "drop":
         return target, input_frame_mask(len(target), cfg.drop_prob, cfg.seed, scene_id, cfg.drop_chunk)
     keep = np.zeros(len(target), bool)
@@ -69,8 +72,9 @@ def _fuse(frames: FrameSource, scene_id: str, cfg: CropConfig, positions: List[i
     """One pass over the frames: (target fusion, input fusion, depths mm uint16 list or None, poses,
     used positions, input flags)."""
     vs, tv = cfg.voxel_size, cfg.trunc_voxels
-    fu_t = TSDFFusion(vs, tv, depth_max=cfg.depth_max, with_color=False)
     fu_i = TSDFFusion(vs, tv, depth_max=cfg.depth_max, with_color=True)
+    same = cfg.input_frames == "all"  # every frame goes into the input: the input fusion is the target fusion
+    fu_t = fu_i if same else TSDFFusion(vs, tv, depth_max=cfg.depth_max, with_color=False)
     K = np.asarray(frames.intrinsic, np.float64)
     keep_depths = cfg.known == "visibility"
     depths: List[np.ndarray] = []
@@ -89,7 +93,8 @@ def _fuse(frames: FrameSource, scene_id: str, cfg: CropConfig, positions: List[i
             continue
         if not np.all(np.isfinite(pose)):
             continue
-        fu_t.integrate(depth, None, K, pose)
+        if not same:
+            fu_t.integrate(depth, None, K, pose)
         if keep[j]:
             fu_i.integrate(depth, color, K, pose)
         if keep_depths:

@@ -8,4 +8,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/sparse3d demo "$@"
+exec .venv/bin/sparse3d demo completion "$@"

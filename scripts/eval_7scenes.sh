@@ -17,12 +17,12 @@ S=.venv/bin/sparse3d
 [ -f "$CKPT" ] || { echo "error: no checkpoint $CKPT; run bash scripts/demo.sh first (or set CKPT=...)" >&2; exit 1; }
 [ -d "$DATA" ] || { echo "error: no RGB-D folder $DATA (see ../shared/data/SOURCES.md)" >&2; exit 1; }
 $S preprocess "$DATA" "$OUT/test" --recipe completion --placement whole --seed 0 --align-up --val-fraction 0
-$S eval --checkpoint "$CKPT" --data "$OUT/test" --json "$OUT/metrics_synthetic.json"
+$S eval completion --checkpoint "$CKPT" --data "$OUT/test" --json "$OUT/metrics_synthetic.json"
 $S preprocess "$DATA" "$OUT/selfsup_crops" --recipe completion --pairs 8 --target-fraction 0.6 --seed 1 \
     --crops-per-scene 24 --align-up --val-fraction 0
 $S train completion --data "$OUT/selfsup_crops" --out "$OUT/finetune" --init "$CKPT" --steps "$STEPS" \
     --lr 5e-4 --threads 1
-$S eval --checkpoint "$OUT/finetune/last.pt" --data "$OUT/test" --json "$OUT/metrics_finetuned.json"
+$S eval completion --checkpoint "$OUT/finetune/last.pt" --data "$OUT/test" --json "$OUT/metrics_finetuned.json"
 .venv/bin/python - "$OUT" <<'PY'
 import json, os, sys
 out = sys.argv[1]

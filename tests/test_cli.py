@@ -124,7 +124,10 @@ def _bad_values(parser: argparse.ArgumentParser) -> List[Tuple[List[str], str]]:
         if rejects:
             name = action.option_strings[-1] if action.option_strings else action.dest
             cases.append(([name, BAD] if action.option_strings else [BAD], name))
-    return cases or [(["--no-such-option"], "--no-such-option")]
+    # no typed option: an unknown option must be rejected (after a value for each positional, so that the
+    # missing positionals are not what argparse complains about)
+    fill = ["x" for a in positionals if a.nargs in (None, 1, "+")]
+    return cases or [(fill + ["--no-such-option"], "--no-such-option")]
 
 
 BAD_CASES = [(path, argv, name) for path, p in LEAVES for argv, name in _bad_values(p)]
@@ -136,6 +139,9 @@ def test_bad_value_is_a_usage_error(path, argv, name, capsys):
     assert code == 2, (code, err)
     assert "Traceback" not in err
     lines = err.strip().splitlines()
+    if name == "--no-such-option":  # argparse reports leftover arguments from the top-level parser
+        assert lines[-1] == "sparse3d: error: unrecognized arguments: --no-such-option", err
+        return
     assert lines[0].startswith(f"usage: {_id(path)}"), err
     assert re.match(rf"^{re.escape(_id(path))}: error: .*{re.escape(name)}", lines[-1]), err
     assert BAD in lines[-1], f"the error should repeat the bad value: {lines[-1]!r}"
@@ -197,3 +203,19 @@ def test_help_formatter_shows_defaults_once():
     assert "Do a thing." in text
     assert "plain (default: 3)" in text and "stated (default 4) " in text and "(default: 4)" not in text
     assert "none --d" in text and "(default: None)" not in text and "(default: False)" not in text
+
+
+@pytest.mark.parametrize("group", ["predict", "eval", "demo"])
+def test_old_form_without_task_word_runs_completion(group, capsys):
+    """`sparse3d predict --checkpoint ...` (before segmentation arrived) still means the completion task,
+    with a notice that names the new form."""
+    code, _, err = _run([group, "--device", BAD], capsys)
+    assert code == 2
+    assert f"running `sparse3d {group} completion`" in err
+    assert f"sparse3d {group} completion: error:" in err
+
+
+def test_group_help_lists_every_task(capsys):
+    for group in ("train", "predict", "eval", "demo"):
+        code, out, _ = _run([group, "--help"], capsys)
+        assert code == 0 and "completion" in out and "segmentation" in out, (group, out)

@@ -102,12 +102,12 @@ def test_cli_train_predict_eval(tiny_data, tmp_path):
     ck = str(out / "last.pt")
     first = crop_paths(tiny_data)[0]
     name = os.path.splitext(os.path.basename(first))[0]
-    assert main(["predict", "--checkpoint", ck, "--input", first, "--out", str(tmp_path / "pred")]) == 0
+    assert main(["predict", "completion", "--checkpoint", ck, "--input", first, "--out", str(tmp_path / "pred")]) == 0
     for f in ("_input.ply", "_target.ply", "_prediction_grid.npz", "_metrics.json"):
         assert (tmp_path / "pred" / (name + f)).is_file(), name + f
     m = json.load(open(tmp_path / "pred" / f"{name}_metrics.json"))
     assert 0 <= m["prediction"]["iou"] <= 1 and 0 < m["input"]["iou"] <= 1
-    assert main(["eval", "--checkpoint", ck, "--data", tiny_data, "--json", str(tmp_path / "m.json")]) == 0
+    assert main(["eval", "completion", "--checkpoint", ck, "--data", tiny_data, "--json", str(tmp_path / "m.json")]) == 0
     assert len(json.load(open(tmp_path / "m.json"))) == 4
 
 
@@ -323,9 +323,9 @@ def test_config_holds_the_model_config_and_reads_flat_keys(tmp_path):
     (["train", "completion", "--backend", "cudnn"], "argument --backend: invalid choice: 'cudnn'"),
     (["train", "completion", "--steps", "0"], "argument --steps: expected an integer >= 1, got 0"),
     (["train", "completion", "--lr", "fast"], "argument --lr: expected a number > 0, got 'fast'"),
-    (["predict", "--checkpoint", "a", "--input", "b", "--out", "c", "--input-fraction", "1.5"],
+    (["predict", "completion", "--checkpoint", "a", "--input", "b", "--out", "c", "--input-fraction", "1.5"],
      "argument --input-fraction: expected a number in (0, 1], got 1.5"),
-    (["eval", "--checkpoint", "a", "--data", "b", "--device", "gpu0"], "argument --device: expected a torch device"),
+    (["eval", "completion", "--checkpoint", "a", "--data", "b", "--device", "gpu0"], "argument --device: expected a torch device"),
     (["demo", "--threads", "0"], "argument --threads: expected an integer >= 1, got 0"),
 ])
 def test_bad_option_values_are_one_line_usage_errors(argv, message, capsys):

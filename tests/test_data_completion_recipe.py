@@ -181,7 +181,7 @@ def test_recipe_config_rejects_unused_and_unknown_fields():
     with pytest.raises(ValueError, match="unknown CropConfig field"):
         recipe_config("labels", fraction=0.3)
     with pytest.raises(ValueError, match="recipe: expected one of"):
-        recipe_config("segmentation")
+        recipe_config("semantic")
     assert recipe_config("completion", placement="whole").placement == "whole"
 
 
@@ -217,8 +217,9 @@ def test_cli_preprocess_help_shows_both_recipes_and_rejects_unused_options(capsy
         main(["preprocess", "--help"])
     assert e.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "--recipe {labels,completion}" in out
-    assert "(default completion: 0.05; labels: 0.04)" in out and "(default completion: random; labels: grid)" in out
+    assert "--recipe {labels,completion,segmentation}" in out
+    assert "(default completion: 0.05; labels: 0.04; segmentation: 0.05)" in out
+    assert "(default completion: random; labels: grid; segmentation: whole)" in out
     assert main(["preprocess", "in", "out", "--recipe", "completion", "--drop-prob", "0.2"]) == 2
     assert "does not use ['drop_prob']" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:

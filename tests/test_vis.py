@@ -29,7 +29,7 @@ def test_view_cli_png(tmp_path):
     from sparse3d.cli import main
     _write_scene(tmp_path)
     png = str(tmp_path / "v.png")
-    assert main(["view", "--dir", str(tmp_path), "--scene", "sc", "--png", png, "--width", "240",
+    assert main(["view", "completion", "--dir", str(tmp_path), "--scene", "sc", "--png", png, "--width", "240",
                  "--height", "120"]) == 0
     assert nonblank_fraction(np.asarray(Image.open(png))) > 0.05
 
@@ -80,11 +80,11 @@ def test_view_window_honours_width_height_clip_top(tmp_path, monkeypatch):
     from sparse3d.vis.render import clip_top_panels
     _write_scene(tmp_path)
     log = _fake_o3d(monkeypatch)
-    assert main(["view", "--dir", str(tmp_path), "--scene", "sc"]) == 0
+    assert main(["view", "completion", "--dir", str(tmp_path), "--scene", "sc"]) == 0
     assert log["window"] == (1400, 700)
     full = log["triangles"]
     log.clear()
-    assert main(["view", "--dir", str(tmp_path), "--scene", "sc", "--width", "320", "--height", "200",
+    assert main(["view", "completion", "--dir", str(tmp_path), "--scene", "sc", "--width", "320", "--height", "200",
                  "--clip-top", "0.5"]) == 0
     assert log["window"] == (320, 200)
     panels = layout([(k, *read_mesh(str(tmp_path / f"sc_{k}.ply"))) for k in ("input", "prediction", "target")])
@@ -99,13 +99,13 @@ def test_view_window_rejects_png_only_options(tmp_path, monkeypatch, capsys):
     _write_scene(tmp_path)
     log = _fake_o3d(monkeypatch)
     with pytest.raises(SystemExit, match=r"--renderer filament applies only to --png"):
-        main(["view", "--dir", str(tmp_path), "--scene", "sc", "--renderer", "filament"])
+        main(["view", "completion", "--dir", str(tmp_path), "--scene", "sc", "--renderer", "filament"])
     assert "window" not in log
     with pytest.raises(SystemExit):
-        main(["view", "--dir", str(tmp_path), "--scene", "sc", "--clip-top", "1.5"])
+        main(["view", "completion", "--dir", str(tmp_path), "--scene", "sc", "--clip-top", "1.5"])
     assert "argument --clip-top: expected a number in [0, 1), got 1.5" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["view", "--dir", str(tmp_path), "--scene", "sc", "--width", "0"])
+        main(["view", "completion", "--dir", str(tmp_path), "--scene", "sc", "--width", "0"])
     assert "argument --width: expected an integer >= 1, got 0" in capsys.readouterr().err
 
 
@@ -127,7 +127,7 @@ def test_view_without_display_says_use_png(tmp_path, monkeypatch):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.setattr("sys.platform", "linux")
     with pytest.raises(SystemExit) as e:
-        main(["view", "--dir", str(tmp_path), "--scene", "sc"])
+        main(["view", "completion", "--dir", str(tmp_path), "--scene", "sc"])
     msg = str(e.value.code)
     assert msg.startswith("error: no display") and "--png FILE" in msg and "\n" not in msg, msg
     assert "window" not in log

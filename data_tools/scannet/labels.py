@@ -26,6 +26,13 @@ SCANNET20_NYU40_IDS: Tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 1
 SCANNET20_NAMES: Tuple[str, ...] = (
     "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf", "picture",
     "counter", "desk", "curtain", "refrigerator", "shower curtain", "toilet", "sink", "bathtub", "otherfurniture")
+# The colours the ScanNet benchmark uses for those classes (its visualisation palette), uint8 RGB, same order.
+SCANNET20_COLORS: np.ndarray = np.array([
+    (174, 199, 232), (152, 223, 138), (31, 119, 180), (255, 187, 120), (188, 189, 34), (140, 86, 75),
+    (255, 152, 150), (214, 39, 40), (197, 176, 213), (148, 103, 189), (196, 156, 148), (23, 190, 207),
+    (247, 182, 210), (219, 219, 141), (255, 127, 14), (158, 218, 229), (44, 160, 44), (112, 128, 144),
+    (227, 119, 194), (82, 84, 163)], np.uint8)
+SCANNET20_COLORS.setflags(write=False)
 
 
 def nyu40_to_scannet20(nyu40: np.ndarray) -> np.ndarray:

@@ -55,30 +55,41 @@ class MeshRenderer:
         self.scene.add_triangles(o3d.core.Tensor(np.asarray(vertices, np.float32)),
                                  o3d.core.Tensor(np.asarray(faces, np.uint32)))
         self.face_colors = np.asarray(face_colors, np.uint8)
+        self._rays_key = None
+
+    def _camera_rays(self, K: np.ndarray, width: int, height: int) -> Tuple[np.ndarray, np.ndarray]:
+        """(directions float64 [H*W,3] with unit z in the camera frame, 1 / their norms float32 [H*W]), cached."""
+        key = (K.tobytes(), width, height)
+        if self._rays_key != key:
+            u, v = np.meshgrid(np.arange(width), np.arange(height))
+            d = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u, float)], -1).reshape(-1, 3)
+            self._rays = (d, (1.0 / np.linalg.norm(d, axis=1)).astype(np.float32))
+            self._rays_key = key
+        return self._rays
 
     def render(self, intrinsic: np.ndarray, camera_to_world: np.ndarray, width: int, height: int,
                depth_max: float = 10.0, shade: bool = True) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(depth float32 [H,W] metres along the optical axis (0 = no hit), color uint8 [H,W,3],
         triangle id int64 [H,W] (-1 = no hit))."""
         K = np.asarray(intrinsic, np.float64)[:3, :3]
-        u, v = np.meshgrid(np.arange(width), np.arange(height))
-        d_cam = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u, float)], -1)
+        d_cam, inv_norm = self._camera_rays(K, width, height)
         R, t = camera_to_world[:3, :3], camera_to_world[:3, 3]
-        d_world = d_cam @ R.T
-        rays = np.concatenate([np.broadcast_to(t, d_world.shape), d_world], -1).astype(np.float32)
+        rays = np.empty((len(d_cam), 6), np.float32)
+        rays[:, :3] = t
+        rays[:, 3:] = d_cam @ R.T
         ans = self.scene.cast_rays(o3d.core.Tensor(rays))
         z = ans["t_hit"].numpy()  # unnormalised directions with unit z: t_hit is the z-depth
         tri = ans["primitive_ids"].numpy().astype(np.int64)
         hit = np.isfinite(z) & (z < depth_max)
         tri[~hit] = -1
-        depth = np.where(hit, z, 0).astype(np.float32)
-        color = np.zeros((height, width, 3), np.uint8)
-        if hit.any():
-            c = self.face_colors[tri[hit]].astype(np.float32)
+        depth = np.where(hit, z, 0).astype(np.float32).reshape(height, width)
+        color = np.zeros((height * width, 3), np.uint8)
+        idx = np.flatnonzero(hit)
+        if len(idx):
+            c = self.face_colors[tri[idx]].astype(np.float32)
             if shade:
-                n = ans["primitive_normals"].numpy()[hit]
-                dn = d_world[hit] / np.linalg.norm(d_world[hit], axis=1, keepdims=True)
-                lam = 0.55 + 0.45 * np.abs(np.sum(n * dn, 1))
-                c = c * lam[:, None]
-            color[hit] = np.clip(c, 0, 255).astype(np.uint8)
-        return depth, color, tri
+                n = ans["primitive_normals"].numpy()[idx]
+                cos = np.abs(np.einsum("ij,ij->i", n, rays[idx, 3:])) * inv_norm[idx]
+                c *= (0.55 + 0.45 * cos)[:, None]
+            color[idx] = np.clip(c, 0, 255).astype(np.uint8)
+        return depth, color.reshape(height, width, 3), tri.reshape(height, width)

@@ -1,39 +1,55 @@
-"""Seeded random rooms: floor, four walls, a door, a window and furniture, as one labelled mesh.
+"""Seeded random rooms of five types (`room_types`), as one labelled, densely triangulated mesh.
 
 Coordinates: metres, +Z up, the floor is z = 0 and the room interior is [0, W] x [0, D].
-Every object carries a real ScanNet raw category (`wall`, `floor`, `door`, `window`,
-`table`, `chair`, ...) which `scannetv2-labels.combined.tsv` maps to nyu40.
+Every object carries a real ScanNet raw category (`wall`, `floor`, `kitchen counter`, `office chair`,
+`shower curtain`, ...) that `scannetv2-labels.combined.tsv` maps to nyu40 (`RAW_TO_NYU40`).
+
+Placement: each item of the room type is drawn (count, shape, colours), then tried at up to 40 random
+poses: against a wall (its back 2 cm off it, or flush for wall-mounted slabs), at a wall's end
+("corner") or free on the floor; a pose is kept when the group's 3D bounding box (with a door's swing
+area) stays inside the room, clear of every placed group by 6 cm (2 cm in height), and its parts above
+1 m stay 30 cm away from the camera loop of `render.room_trajectory`. An item that fits nowhere (3 shapes
+x 40 poses) is left out.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
-from .furniture import FURNITURE, Box, boxes_to_mesh
+from .colors import draw_colors, vertex_noise
+from .mesh_grid import box_grid_mesh
+from .parts import Box, Group
+from .room_types import RAW_TO_NYU40, ROOM_SPECS, ROOM_TYPES, Item  # noqa: F401 - RAW_TO_NYU40 re-exported
 
-# nyu40 ids of the raw categories used here, as in the real scannetv2-labels.combined.tsv
-# (checked against it by the tests); lets generation work without the tsv at hand.
-RAW_TO_NYU40 = {"wall": 1, "floor": 2, "cabinet": 3, "bed": 4, "chair": 5, "couch": 6, "table": 7, "door": 8,
-                "window": 9, "bookshelf": 10, "desk": 14, "coffee table": 7, "nightstand": 32}
+MAX_EDGE = 0.1  # metres: no mesh edge is longer (see mesh_grid)
+_GAP, _GAP_Z, _CAM_CLEAR, _WALL_T = 0.06, 0.02, 0.3, 0.1
 
 
 @dataclass
 class RoomObject:
+    """One labelled object: vertices float64 [V,3], faces int64 [F,3] (local to the object), part int64 [V]
+    (one segment per box), colors uint8 [V,3]; group: index into Room.boxes of the group it was placed with
+    (-1 for the floor and walls)."""
+
     raw_category: str
-    vertices: np.ndarray  # float64 [V,3]
-    faces: np.ndarray  # int64 [F,3], local to this object
-    part: np.ndarray  # int64 [V] part index (one segment per part)
-    color: Tuple[int, int, int]
+    vertices: np.ndarray
+    faces: np.ndarray
+    part: np.ndarray
+    colors: np.ndarray
+    group: int = -1
 
 
 @dataclass
 class Room:
-    """size = (W, D, H) metres; objects in a fixed order (walls/floor first)."""
+    """size = (W, D, H) metres; room_type one of ROOM_TYPES; objects in a fixed order (floor, walls first);
+    boxes: the world bounding box float [2,3] (min, max) of every placed group (with its keep-out area)."""
 
     size: Tuple[float, float, float]
     objects: List[RoomObject] = field(default_factory=list)
+    room_type: str = "bedroom"
+    boxes: List[np.ndarray] = field(default_factory=list)
 
     def mesh(self):
         """(vertices float32 [N,3], faces int32 [M,3], colors uint8 [N,3], object index int32 [N],
@@ -43,73 +59,146 @@ class Room:
         for k, o in enumerate(self.objects):
             vs.append(o.vertices)
             fs.append(o.faces + nv)
-            cs.append(np.tile(np.asarray(o.color, np.uint8), (len(o.vertices), 1)))
+            cs.append(o.colors)
             obj.append(np.full(len(o.vertices), k, np.int32))
             seg.append(o.part + nseg)
             nv += len(o.vertices)
             nseg += int(o.part.max()) + 1
         return (np.concatenate(vs).astype(np.float32), np.concatenate(fs).astype(np.int32),
-                np.concatenate(cs), np.concatenate(obj), np.concatenate(seg).astype(np.int32))
+                np.concatenate(cs).astype(np.uint8), np.concatenate(obj), np.concatenate(seg).astype(np.int32))
 
 
-def _overlaps(a: np.ndarray, b: np.ndarray, gap: float) -> bool:
-    return not (a[2] + gap <= b[0] or b[2] + gap <= a[0] or a[3] + gap <= b[1] or b[3] + gap <= a[1])
+def _rot(yaw: float) -> np.ndarray:
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def make_room(seed: int, n_furniture: Tuple[int, int] = (4, 8)) -> Room:
-    """A random room from `seed` (int). n_furniture: inclusive range of the furniture count."""
-    if not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed: expected int, got {type(seed).__name__}")
-    rng = np.random.default_rng(int(seed))
-    W, D, H = rng.uniform(3.5, 5.5), rng.uniform(3.0, 4.5), rng.uniform(2.4, 2.8)
-    room = Room((W, D, H))
-    t = 0.1
+def _walls(W: float, D: float):
+    """Per wall: (yaw, origin xy of u = 0, along-wall direction xy, length); local +x runs along the wall,
+    local +y into it."""
+    return [(np.pi, (W, 0.0), (-1.0, 0.0), W), (0.0, (0.0, D), (1.0, 0.0), W),
+            (np.pi / 2, (0.0, 0.0), (0.0, 1.0), D), (-np.pi / 2, (W, D), (0.0, -1.0), D)]
 
-    def add(raw, boxes, yaw=0.0, offset=(0, 0, 0), color=(200, 200, 200)):
-        v, f, p = boxes_to_mesh(boxes, yaw, np.asarray(offset, float))
-        jitter = rng.integers(-12, 13, 3)
-        col = tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(color, jitter))
-        room.objects.append(RoomObject(raw, v, f, p, col))
 
-    add("floor", [Box((W / 2, D / 2, -0.025), (W + 2 * t, D + 2 * t, 0.05))], color=(165, 150, 130))
-    walls = [Box((W / 2, -t / 2, H / 2), (W + 2 * t, t, H)), Box((W / 2, D + t / 2, H / 2), (W + 2 * t, t, H)),
-             Box((-t / 2, D / 2, H / 2), (t, D, H)), Box((W + t / 2, D / 2, H / 2), (t, D, H))]
-    for w in walls:
-        add("wall", [w], color=(215, 212, 205))
-    # door on wall 0 (y = 0) or 2 (x = 0); window on the opposite one
-    door_x = rng.uniform(0.6, W - 1.5)
-    add("door", [Box((door_x + 0.45, 0.01, 1.0), (0.9, 0.04, 2.0))], color=(120, 80, 45))
-    win_x = rng.uniform(0.8, W - 2.0)
-    add("window", [Box((win_x + 0.6, D - 0.01, 1.45), (1.2, 0.04, 1.0))], color=(170, 200, 230))
-    taken = [np.array([door_x - 0.1, 0.0, door_x + 1.0, 1.0])]  # keep the door swing free
+def _draw_pose(rng: np.random.Generator, g: Group, item: Item, W: float, D: float
+               ) -> Optional[Tuple[float, np.ndarray]]:
+    """A random (yaw, offset [3]) for group g, or None when it cannot fit the drawn wall."""
+    lo, hi = g.corners().min(0), g.corners().max(0)
+    if item.mount == "free":
+        yaw = float(rng.integers(4)) * np.pi / 2 + (rng.normal(0, item.jitter) if item.jitter else 0.0)
+        c = g.corners() @ _rot(yaw).T
+        clo, chi = c.min(0), c.max(0)
+        m = 0.25
+        if chi[0] - clo[0] > W - 2 * m or chi[1] - clo[1] > D - 2 * m:
+            return None
+        x = rng.uniform(m - clo[0], W - m - chi[0])
+        y = rng.uniform(m - clo[1], D - m - chi[1])
+        return yaw, np.array([x, y, 0.0])
+    yaw, origin, along, L = _walls(W, D)[int(rng.integers(4))]
+    back = g.back if g.back is not None else hi[1] + 0.02
+    u0, u1 = 0.05 - lo[0], L - 0.05 - hi[0]
+    if u1 < u0:
+        return None
+    if item.mount == "corner":
+        end = g.corner_end or (-1 if rng.random() < 0.5 else 1)
+        u = u0 if end < 0 else u1
+    else:
+        u = rng.uniform(u0, u1)
+    xy = np.asarray(origin) + np.asarray(along) * u - (_rot(yaw) @ np.array([0.0, back, 0.0]))[:2]
+    return yaw, np.array([xy[0], xy[1], 0.0])
 
-    names = list(FURNITURE)
-    n = int(rng.integers(n_furniture[0], n_furniture[1] + 1))
-    for _ in range(n):
-        name = names[int(rng.integers(len(names)))]
-        builder, raw, backs, color = FURNITURE[name]
-        boxes, (fw, fd) = builder(float(rng.uniform(0.85, 1.15)))
-        for _try in range(40):
-            if backs:  # back (+y local) against a wall
-                wall = int(rng.integers(4))
-                yaw = [np.pi, 0.0, np.pi / 2, -np.pi / 2][wall]
-                ex, ey = (fw, fd) if wall < 2 else (fd, fw)
-                if wall < 2:
-                    cx = rng.uniform(ex / 2 + 0.05, W - ex / 2 - 0.05)
-                    cy = ey / 2 + 0.02 if wall == 0 else D - ey / 2 - 0.02
-                else:
-                    cy = rng.uniform(ey / 2 + 0.05, D - ey / 2 - 0.05)
-                    cx = ex / 2 + 0.02 if wall == 2 else W - ex / 2 - 0.02
-            else:
-                yaw = float(rng.integers(4)) * np.pi / 2
-                ex, ey = (fw, fd) if int(round(yaw / (np.pi / 2))) % 2 == 0 else (fd, fw)
-                cx, cy = rng.uniform(ex / 2 + 0.3, W - ex / 2 - 0.3), rng.uniform(ey / 2 + 0.3, D - ey / 2 - 0.3)
-            fp = np.array([cx - ex / 2, cy - ey / 2, cx + ex / 2, cy + ey / 2])
-            if fp[0] < 0 or fp[1] < 0 or fp[2] > W or fp[3] > D:
-                continue
-            if any(_overlaps(fp, o, 0.1) for o in taken):
-                continue
-            taken.append(fp)
-            add(raw, boxes, yaw, (cx, cy, 0.0), color)
-            break
+
+def _camera_loop(W: float, D: float) -> np.ndarray:
+    """float [72,2]: the ellipse `render.room_trajectory` walks (without its 2 cm jitter)."""
+    th = np.linspace(0, 2 * np.pi, 72, endpoint=False)
+    return np.stack([W / 2 + 0.3 * W * np.cos(th), D / 2 + 0.3 * D * np.sin(th)], 1)
+
+
+def _fits(g: Group, yaw: float, off: np.ndarray, W: float, D: float, placed: List[np.ndarray]) -> Optional[np.ndarray]:
+    """The world bounding box [2,3] of g at (yaw, off) when it is free, else None."""
+    R = _rot(yaw)
+    c = g.corners() @ R.T + off
+    box = np.stack([c.min(0), c.max(0)])
+    if box[0, 0] < -0.06 or box[0, 1] < -0.06 or box[1, 0] > W + 0.06 or box[1, 1] > D + 0.06:
+        return None
+    gap = np.array([_GAP, _GAP, _GAP_Z])
+    for p in placed:
+        if np.all(box[0] < p[1] + gap) and np.all(p[0] < box[1] + gap):
+            return None
+    tall = g.tall_corners(1.0)
+    if len(tall):
+        t = tall @ R.T + off
+        lo, hi = t.min(0)[:2], t.max(0)[:2]
+        cam = _camera_loop(W, D)
+        dist = np.linalg.norm(np.maximum(0, np.maximum(lo - cam, cam - hi)), axis=1)
+        if dist.min() < _CAM_CLEAR:
+            return None
+    return box
+
+
+def _mesh_group(rng: np.random.Generator, g: Group, yaw: float, off: np.ndarray, max_edge: float,
+                group: int) -> List[RoomObject]:
+    R = _rot(yaw)
+    out, shared = [], {}
+    for p in g.pieces:
+        n_acc = max(0, max(b.slot for b in p.boxes) - 1)
+        if p.share is not None and p.share in shared and len(shared[p.share]) >= 2 + n_acc:
+            cols = shared[p.share]
+        else:
+            cols = draw_colors(rng, p.color_key or p.raw, n_acc)
+            if p.share is not None:
+                shared[p.share] = cols
+        out.append(_object(rng, p.raw, p.boxes, cols, R, off, max_edge))
+        out[-1].group = group
+    return out
+
+
+def _object(rng, raw: str, boxes: List[Box], cols: np.ndarray, R: np.ndarray, off: np.ndarray,
+            max_edge: float) -> RoomObject:
+    v, f, part = box_grid_mesh([b.center for b in boxes], [b.size for b in boxes], max_edge)
+    slots = np.array([b.slot for b in boxes])
+    return RoomObject(raw, v @ R.T + off, f, part, vertex_noise(rng, cols[slots[part]]))
+
+
+def make_room(seed: int, room_type: Optional[str] = None, max_edge: float = MAX_EDGE) -> Room:
+    """A random room from `seed` (int) of `room_type` (one of ROOM_TYPES; None: drawn from the seed);
+    max_edge: longest mesh edge (metres). Deterministic in (seed, room_type, max_edge)."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if room_type is not None and room_type not in ROOM_SPECS:
+        raise ValueError(f"room_type must be one of {list(ROOM_TYPES)} or None, got {room_type!r}")
+    if room_type is None:
+        room_type = ROOM_TYPES[int(np.random.default_rng(int(seed)).integers(len(ROOM_TYPES)))]
+    rng = np.random.default_rng([int(seed), ROOM_TYPES.index(room_type)])
+    spec = ROOM_SPECS[room_type]
+    W, D, H = (float(rng.uniform(*r)) for r in (spec.W, spec.D, spec.H))
+    room = Room((W, D, H), room_type=room_type)
+    t, eye = _WALL_T, np.eye(3)
+    shell = [("floor", Box((W / 2, D / 2, -0.025), (W + 2 * t, D + 2 * t, 0.05)))]
+    shell += [("wall", b) for b in (Box((W / 2, -t / 2, H / 2), (W + 2 * t, t, H)),
+                                    Box((W / 2, D + t / 2, H / 2), (W + 2 * t, t, H)),
+                                    Box((-t / 2, D / 2, H / 2), (t, D, H)), Box((W + t / 2, D / 2, H / 2), (t, D, H)))]
+    wall_cols = draw_colors(rng, "wall")
+    floor_cols = draw_colors(rng, "floor")
+    for raw, b in shell:
+        room.objects.append(_object(rng, raw, [b], floor_cols if raw == "floor" else wall_cols, eye, np.zeros(3),
+                                    max_edge))
+    placed = room.boxes
+    for item in spec.items:
+        if rng.random() >= item.prob:
+            continue
+        for _ in range(int(rng.integers(item.count[0], item.count[1] + 1))):
+            for _shape in range(3):
+                g = item.builder(rng, H)
+                pose = None
+                for _try in range(40):
+                    pose = _draw_pose(rng, g, item, W, D)
+                    box = _fits(g, pose[0], pose[1], W, D, placed) if pose is not None else None
+                    if box is not None:
+                        break
+                    pose = None
+                if pose is not None:
+                    placed.append(box)
+                    room.objects += _mesh_group(rng, g, pose[0], pose[1], max_edge, len(placed) - 1)
+                    break
     return room

@@ -3,20 +3,24 @@
 `generate_scenes(out_root, n_scenes, seed)` writes, per scene `sceneXXXX_00`::
 
     <out_root>/sceneXXXX_00/sceneXXXX_00.sens                        RGB-D frames (jpeg colour, zlib depth, mm)
-    <out_root>/sceneXXXX_00/sceneXXXX_00_vh_clean_2.ply              mesh, vertex colours
+    <out_root>/sceneXXXX_00/sceneXXXX_00_vh_clean_2.ply              mesh, vertex colours: like ScanNet's, the
+                                                                     reconstruction of the scan (the triangles
+                                                                     some frame saw), see `scanned_part`
     <out_root>/sceneXXXX_00/sceneXXXX_00_vh_clean_2.labels.ply       + ushort nyu40 `label`
     <out_root>/sceneXXXX_00/sceneXXXX_00_vh_clean_2.0.010000.segs.json
     <out_root>/sceneXXXX_00/sceneXXXX_00.aggregation.json
     <out_root>/sceneXXXX_00/sceneXXXX_00.txt                         ScanNet metadata (key = value)
 
-Scene k of a call uses seed `seed * 1000 + k`; a scene whose `.sens` exists is skipped
-(the `.sens` is written last, atomically), so an interrupted run can be resumed.
+Scene k of a call uses seed `seed * 1000 + k` and room type `scene_room_type(first_index + k)`: the five
+types in rotation by scene number (scene0000 bedroom, scene0001 living room, scene0002 office,
+scene0003 kitchen, scene0004 bathroom, scene0005 bedroom, ...), so any 5 consecutive scenes cover every
+type. A scene whose `.sens` exists is skipped (the `.sens` is written last, atomically), so an
+interrupted run can be resumed.
 """
 from __future__ import annotations
 
-import json
 import os
-from typing import List, Optional, Union
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -27,6 +31,7 @@ from ..scannet.ply import write_ply
 from ..scannet.sens import write_sens
 from .render import MeshRenderer, room_trajectory
 from .room import RAW_TO_NYU40, make_room
+from .room_types import ROOM_TYPES, SCANNET_SCENE_TYPES
 
 PathLike = Union[str, os.PathLike]
 
@@ -45,14 +50,42 @@ def default_intrinsic(width: int, height: int) -> np.ndarray:
     return np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1.0]])
 
 
+def scene_room_type(index: int, room_types: Optional[Sequence[str]] = None) -> str:
+    """The room type of scene number `index` (int >= 0): room_types (default ROOM_TYPES) in rotation."""
+    types = tuple(room_types) if room_types is not None else ROOM_TYPES
+    if not types:
+        raise ValueError("room_types must hold at least one room type, got an empty sequence")
+    bad = [t for t in types if t not in ROOM_TYPES]
+    if bad:
+        raise ValueError(f"room_types must be among {list(ROOM_TYPES)}, got {bad}")
+    return types[int(index) % len(types)]
+
+
+def scanned_part(verts: np.ndarray, faces: np.ndarray, colors: np.ndarray, obj: np.ndarray, seg: np.ndarray,
+                 seen: np.ndarray):
+    """The part of a room mesh that a scan reconstructs: the triangles `seen` (bool [M]) by some frame, and
+    the vertices they use, renumbered. ScanNet's `_vh_clean_2.ply` is such a reconstruction (no wall
+    exteriors, no undersides, no backs against walls), and the benchmark scores its vertices.
+
+    verts float [N,3], faces int [M,3], colors uint8 [N,3], obj / seg int [N] -> the same arrays, kept part."""
+    kept = np.asarray(faces)[np.asarray(seen, bool)]
+    used = np.unique(kept)
+    if len(used) == 0:
+        raise ValueError("the camera trajectory saw no triangle of the room: nothing to write")
+    remap = np.full(len(verts), -1, np.int64)
+    remap[used] = np.arange(len(used))
+    return (verts[used], remap[kept].astype(np.asarray(faces).dtype), colors[used], obj[used], seg[used])
+
+
 def generate_scene(out_root: PathLike, scene_id: str, seed: int, n_frames: int = 100, width: int = 320,
                    height: int = 240, depth_noise: float = 0.0, label_map: Optional[LabelMap] = None,
-                   overwrite: bool = False) -> str:
+                   overwrite: bool = False, room_type: Optional[str] = None) -> str:
     """Generate one room and write it as a ScanNet scene folder; returns the folder.
 
     n_frames: RGB-D frames along the trajectory; width/height: image size (colour = depth size);
     depth_noise: std-dev (metres, at 1 m; scales with z^2) of Gaussian depth noise, 0 = exact;
-    label_map: maps raw categories to nyu40 (default: the built-in table of the real tsv's ids).
+    label_map: maps raw categories to nyu40 (default: the built-in table of the real tsv's ids);
+    room_type: one of ROOM_TYPES, None = drawn from the seed (`make_room`).
     """
     if n_frames < 1:
         raise ValueError(f"n_frames: expected >= 1, got {n_frames}")
@@ -63,8 +96,24 @@ def generate_scene(out_root: PathLike, scene_id: str, seed: int, n_frames: int =
     if os.path.isfile(sens_path) and not overwrite:
         return d
     os.makedirs(d, exist_ok=True)
-    room = make_room(seed)
+    room = make_room(seed, room_type)
     verts, faces, colors, obj, seg = room.mesh()
+    # render the trajectory; the triangles it sees are the scan's reconstruction (below)
+    K = default_intrinsic(width, height)
+    poses = room_trajectory(room.size, n_frames, seed + 7)
+    renderer = MeshRenderer(verts, faces, colors[faces[:, 0]])
+    rng = np.random.default_rng(seed + 11)
+    cols, deps = [], []
+    seen = np.zeros(len(faces), bool)
+    for pose in poses:
+        depth, color, tri = renderer.render(K, pose, width, height)
+        seen[tri[tri >= 0]] = True
+        if depth_noise > 0:
+            valid = depth > 0
+            depth = depth + valid * rng.normal(0, 1, depth.shape) * depth_noise * depth ** 2
+        deps.append(np.clip(np.round(depth * 1000.0), 0, 65535).astype(np.uint16))
+        cols.append(color)
+    verts, faces, colors, obj, seg = scanned_part(verts, faces, colors, obj, seg, seen)
     nyu_of = (lambda raw: label_map.nyu40(raw)) if label_map is not None else (lambda raw: RAW_TO_NYU40[raw])
     obj_nyu = np.array([nyu_of(o.raw_category) for o in room.objects], np.uint16)
     vlabel = obj_nyu[obj]
@@ -79,29 +128,18 @@ def generate_scene(out_root: PathLike, scene_id: str, seed: int, n_frames: int =
     groups = []
     for k, o in enumerate(room.objects):
         segs = np.unique(seg[obj == k]).tolist()
-        groups.append({"id": k, "objectId": k, "segments": segs, "label": o.raw_category})
+        if segs:  # an object the scan never saw is not in the reconstruction, so nobody annotated it
+            groups.append({"id": len(groups), "objectId": len(groups), "segments": segs, "label": o.raw_category})
     atomic_write_json(p(".aggregation.json"), {"sceneId": "scannet." + scene_id, "appId": "sparse3d.synthetic.v1",
                                                "segGroups": groups, "segmentsFile": "scannet." + seg_name})
-    # render
-    K = default_intrinsic(width, height)
-    poses = room_trajectory(room.size, n_frames, seed + 7)
-    renderer = MeshRenderer(verts, faces, colors[faces[:, 0]])
-    rng = np.random.default_rng(seed + 11)
-    cols, deps = [], []
-    for pose in poses:
-        depth, color, _ = renderer.render(K, pose, width, height)
-        if depth_noise > 0:
-            valid = depth > 0
-            depth = depth + valid * rng.normal(0, 1, depth.shape) * depth_noise * depth ** 2
-        deps.append(np.clip(np.round(depth * 1000.0), 0, 65535).astype(np.uint16))
-        cols.append(color)
     W, D, H = room.size
     meta = {"axisAlignment": " ".join(["1", "0", "0", "0", "0", "1", "0", "0", "0", "0", "1", "0", "0", "0", "0", "1"]),
             "colorHeight": height, "colorWidth": width, "depthHeight": height, "depthWidth": width,
             "fx_color": K[0, 0], "fx_depth": K[0, 0], "fy_color": K[1, 1], "fy_depth": K[1, 1],
             "mx_color": K[0, 2], "mx_depth": K[0, 2], "my_color": K[1, 2], "my_depth": K[1, 2],
             "numColorFrames": n_frames, "numDepthFrames": n_frames, "numIMUmeasurements": 0,
-            "sceneType": "Synthetic", "roomSize": f"{W:.4f} {D:.4f} {H:.4f}", "seed": seed}
+            "sceneType": SCANNET_SCENE_TYPES[room.room_type], "roomType": room.room_type,
+            "roomSize": f"{W:.4f} {D:.4f} {H:.4f}", "seed": seed}
     atomic_write_text(p(".txt"), "".join(f"{k} = {v}\n" for k, v in meta.items()))
     write_sens(sens_path, cols, deps, poses, K, K, depth_shift=1000.0, color_compression="jpeg",
                depth_compression="zlib_ushort")
@@ -110,12 +148,15 @@ def generate_scene(out_root: PathLike, scene_id: str, seed: int, n_frames: int =
 
 def generate_scenes(out_root: PathLike, n_scenes: int, seed: int = 0, n_frames: int = 100, width: int = 320,
                     height: int = 240, depth_noise: float = 0.0, first_index: int = 0,
-                    label_map: Optional[LabelMap] = None) -> List[str]:
+                    label_map: Optional[LabelMap] = None, room_types: Optional[Sequence[str]] = None) -> List[str]:
     """Generate `n_scenes` rooms `scene{first_index+k:04d}_00` under `out_root`; returns their folders.
 
-    Deterministic in `seed`; existing scenes (with a `.sens`) are kept.
+    Scene k: seed `seed * 1000 + k`, room type `scene_room_type(first_index + k, room_types)` (default: the
+    five ROOM_TYPES in rotation by scene number). Deterministic in `seed`; existing scenes (with a `.sens`)
+    are kept.
     """
     if not isinstance(n_scenes, int) or n_scenes < 1:
         raise ValueError(f"n_scenes: expected an int >= 1, got {n_scenes!r}")
+    types = [scene_room_type(first_index + k, room_types) for k in range(n_scenes)]
     return [generate_scene(out_root, f"scene{first_index + k:04d}_00", seed * 1000 + k, n_frames, width, height,
-                           depth_noise, label_map) for k in range(n_scenes)]
+                           depth_noise, label_map, room_type=types[k]) for k in range(n_scenes)]

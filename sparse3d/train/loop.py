@@ -59,6 +59,12 @@ class LoopSettings:
     amp: str = "off"
     init: str = ""
 
+    @classmethod
+    def of(cls, cfg: Any) -> "LoopSettings":
+        """The loop settings held by a task's training config (any object with these attribute names)."""
+        return cls(**{f: getattr(cfg, f) for f in ("out", "steps", "seed", "batch_size", "checkpoint_every",
+                                                   "log_every", "device", "threads", "amp", "init")})
+
     def __post_init__(self) -> None:
         if self.amp not in AMP_DTYPES:
             raise ValueError(f"amp must be one of {sorted(AMP_DTYPES)}, got {self.amp!r}")

@@ -146,3 +146,15 @@ def polish_help(parser: argparse.ArgumentParser,
                     sub.description = line[:1].upper() + line[1:] + "."
                 polish_help(sub, formatter)
     return parser
+
+
+def report_failures(failed: "dict[str, str]") -> int:
+    """Print each failed item and its message to stderr ("failed scenes:"); 1 when any failed, else 0:
+    the exit code of a command that goes on past failing scenes."""
+    import sys
+    if not failed:
+        return 0
+    print("failed scenes:", file=sys.stderr)
+    for sid, msg in sorted(failed.items()):
+        print(f"  {sid}: {msg}", file=sys.stderr)
+    return 1

@@ -1,8 +1,10 @@
-"""`sparse3d view`: look at completion results.
+"""`sparse3d view <what>`: look at results. This file makes the group and `view completion`;
+`view segmentation` is made by :func:`sparse3d.vis.label_cli.register_segmentation` with the palette
+its caller passes (vis knows no dataset).
 
-    sparse3d view --dir OUT/predictions --scene scene0100_00            # window
-    sparse3d view --dir OUT/predictions --scene scene0100_00 --png a.png  # headless
-    sparse3d view --mesh a.ply --mesh b.ply --png a.png                  # any meshes
+    sparse3d view completion --dir OUT/predictions --scene scene0100_00            # window
+    sparse3d view completion --dir OUT/predictions --scene scene0100_00 --png a.png  # headless
+    sparse3d view completion --mesh a.ply --mesh b.ply --png a.png                  # any meshes
 
 --width/--height/--clip-top apply to both the window and the PNG; --renderer only to --png
 (the window is Open3D's legacy Visualizer, which has one renderer): passing it without --png
@@ -19,17 +21,33 @@ PNG_SIZE = (1200, 500)  # default --width, --height of a PNG
 WINDOW_SIZE = (1400, 700)  # default --width, --height of the window
 
 
+def add_view_group(subparsers):
+    """Add the `view` command group to ``subparsers``; returns its sub-parsers (for `view <what>`)."""
+    view = subparsers.add_parser(
+        "view", help="look at results: sparse3d view <what> ... (window, or a PNG with --png)",
+        description="Look at results in an Open3D window, or render a PNG headless with --png; "
+                    "`sparse3d view <what> --help` lists the options of each view.")
+    return view.add_subparsers(dest="view", required=True, metavar="<what>")
+
+
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "view", help="show input / prediction / target meshes (window, or a PNG with --png)",
+    """`sparse3d view` with `view completion` only (the command line adds the other views to
+    :func:`add_view_group`'s sub-parsers itself)."""
+    register_completion(add_view_group(subparsers))
+
+
+def register_completion(vsub) -> None:
+    """Add `view completion` to the `view` group's sub-parsers ``vsub``."""
+    p = vsub.add_parser(
+        "completion", help="show input / prediction / target meshes (window, or a PNG with --png)",
         description="Show meshes side by side: the input / prediction / target of a scene written by "
                     "`sparse3d predict` or `sparse3d demo`, or any mesh files. Opens an Open3D window "
                     "(keys 1/2/3 toggle the panels, A shows all); on a machine without a display, "
                     "--png renders a picture instead.",
         epilog="examples:\n"
-               "  sparse3d view --dir out/demo/predictions --scene scene0100_00\n"
-               "  sparse3d view --dir out/demo/predictions --scene scene0100_00 --png view.png\n"
-               "  sparse3d view --mesh a.ply --mesh b.ply --png meshes.png\n")
+               "  sparse3d view completion --dir out/demo/predictions --scene scene0100_00\n"
+               "  sparse3d view completion --dir out/demo/predictions --scene scene0100_00 --png view.png\n"
+               "  sparse3d view completion --mesh a.ply --mesh b.ply --png meshes.png\n")
     p.add_argument("--dir", default=None,
                    help="folder written by `sparse3d predict` / `sparse3d demo` (with --scene)")
     p.add_argument("--scene", default=None, help="scene name inside --dir: shows <scene>_{input,prediction,target}.ply")

@@ -1,4 +1,5 @@
-"""Interactive Open3D window: input, prediction and target side by side.
+"""Interactive Open3D window: input, prediction and target side by side (view), or any Open3D
+geometries (run_window; the labelled panels of label_render.view_labels use it).
 
 Keys: 1 / 2 / 3 toggle input / prediction / target, A shows all, Q or Esc closes.
 """
@@ -37,13 +38,24 @@ def view(panels: Sequence[Panel], title: str = "sparse3d completion", width: int
     reason = no_display_reason()
     if reason is not None:
         raise RuntimeError(reason)
-    o3d = _o3d()
     placed = clip_top_panels(layout(panels), clip_top)
-    geoms = [to_o3d_mesh(v, f, PALETTE.get(t, DEFAULT_COLOR)) for t, v, f in placed]
+    run_window([to_o3d_mesh(v, f, PALETTE.get(t, DEFAULT_COLOR)) for t, v, f in placed], title, width, height)
+
+
+def run_window(geoms: Sequence, title: str, width: int, height: int) -> None:
+    """Show Open3D geometries in a ``width`` x ``height`` window (keys 1-9 toggle a geometry, A shows all,
+    Q closes); blocks until it is closed. RuntimeError without a display."""
+    for name, v in (("width", width), ("height", height)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int (pixels), got {v!r}")
+    reason = no_display_reason()
+    if reason is not None:
+        raise RuntimeError(reason)
+    o3d = _o3d()
     shown = [True] * len(geoms)
     vis = o3d.visualization.VisualizerWithKeyCallback()
     if not vis.create_window(window_name=title + "  [1/2/3 toggle, A all]", width=width, height=height):
-        raise RuntimeError("cannot open an Open3D window (no display?); use `sparse3d view --png out.png`")
+        raise RuntimeError("cannot open an Open3D window (no display?); use `sparse3d view ... --png out.png`")
     for g in geoms:
         vis.add_geometry(g)
 

@@ -3,17 +3,18 @@
     sparse3d preprocess ROOT OUT --recipe completion [--placement whole]   scans -> crops (data_tools; sparse3d.crops)
     sparse3d prepare-completion --scans ROOT --out DIR [--crops DIR]   old name of the above (alias, prints a notice)
     sparse3d train completion --config configs/completion_default.yaml [--data DIR --out DIR ...]
-    sparse3d predict --checkpoint last.pt --input SCENE --out DIR    mesh (.ply) + sparse grid (.npz)
-    sparse3d eval --checkpoint last.pt --data DIR [--json metrics.json]
+    sparse3d predict completion --checkpoint last.pt --input SCENE --out DIR    mesh (.ply) + sparse grid (.npz)
+    sparse3d eval completion --checkpoint last.pt --data DIR [--json metrics.json]
 """
 from __future__ import annotations
 
 import os
 import sys
-import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, List
 
 from data_tools.recipes import RECIPES
+from sparse3d.tasks.completion.config import CompletionTrainConfig
+from sparse3d.train.cli_options import LOOP_OPTIONS, Option, add_overrides, given_overrides, run_train_command
 from sparse3d.utils.argtypes import device, nonneg_int, positive_float, positive_int, unit_fraction
 
 if TYPE_CHECKING:
@@ -22,28 +23,15 @@ if TYPE_CHECKING:
 INPUT_FRACTION = RECIPES["completion"]["input_fraction"]
 SEGMENTS = RECIPES["completion"]["segments"]
 BACKENDS = ("native", "torch", "spconv")
-AMP_MODES = ("off", "bf16", "fp16")
 
 
-# `sparse3d train completion` options that override the config: (name, type, choices, help). Their
-# parser default is None (= the config's value); the help states the built-in default.
-_TRAIN_OVERRIDES = [
+# options of `sparse3d train completion` beyond the loop's (sparse3d.train.cli_options.LOOP_OPTIONS)
+_OPTIONS: List[Option] = [
     ("data", str, None, "a sparse3d.crops dataset folder, its train split (written by "
-                        "`sparse3d preprocess SCANS DIR --recipe completion`) (default: the config's data:)"),
-    ("out", str, None, "output folder: last.pt, metrics.jsonl, loss.png, config.json (default: runs/completion)"),
-    ("init", str, None, "fine-tune: start from this checkpoint's weights with a fresh optimizer; ignored when "
-                        "resuming (default: none)"),
-    ("seed", nonneg_int, None, "seed of the initial weights, batches and augmentation (default: 0)"),
-    ("steps", positive_int, None, "optimizer steps in all, counting resumed ones (default: 300)"),
-    ("batch_size", positive_int, None, "global batch; each torchrun process takes batch-size / processes "
-                                       "(default: 4)"),
-    ("lr", positive_float, None, "Adam learning rate (default: 0.002)"),
-    ("device", device, None, "cpu, cuda or cuda:N; under torchrun cuda uses LOCAL_RANK (default: cpu)"),
-    ("backend", str, BACKENDS, "sparse convolution backend (default: native)"),
-    ("checkpoint_every", positive_int, None, "steps between checkpoints and loss.png updates (default: 50)"),
-    ("threads", nonneg_int, None, "torch threads for this run; 0 = torch's default (default: 0)"),
-    ("amp", str, AMP_MODES, "mixed precision: bf16 = autocast, fp16 = autocast + gradient scaling (for GPUs) "
-                            "(default: off)"),
+                        "`sparse3d preprocess SCANS DIR --recipe completion`)"),
+    ("batch_size", positive_int, None, "global batch; each torchrun process takes batch-size / processes"),
+    ("lr", positive_float, None, "Adam learning rate"),
+    ("backend", str, BACKENDS, "sparse convolution backend"),
 ]
 
 ALIGN_UP_HELP = ("rotate the scan so the cameras' mean up direction is +z (for RGB-D folders whose world is not "
@@ -54,7 +42,7 @@ DEVICE_HELP = "torch device: cpu, cuda or cuda:N"
 
 
 def register(subparsers) -> None:
-    """Add ``prepare-completion``, ``predict`` and ``eval`` to the ``sparse3d`` sub-commands."""
+    """Add ``prepare-completion`` to the ``sparse3d`` sub-commands."""
     p = subparsers.add_parser("prepare-completion",
                               help="old name of `sparse3d preprocess ROOT OUT --recipe completion` (prints the new command)")
     p.add_argument("--scans", required=True, help="ScanNet root (scene folders with .sens) or one RGB-D folder")
@@ -76,7 +64,11 @@ def register(subparsers) -> None:
     p.add_argument("--align-up", action="store_true", help=ALIGN_UP_HELP)
     p.set_defaults(func=_prepare)
 
-    p = subparsers.add_parser("predict", help="complete a whole scene with a trained completion model")
+
+
+def register_predict(psub) -> None:
+    """Add ``completion`` to the ``sparse3d predict`` tasks."""
+    p = psub.add_parser("completion", help="complete a whole scene with a trained completion model")
     p.add_argument("--checkpoint", required=True, help="a completion checkpoint (last.pt of `sparse3d train completion`)")
     p.add_argument("--input", required=True,
                    help="a crop / whole-scene sample .npz of a sparse3d.crops dataset, a ScanNet scene folder or an "
@@ -92,7 +84,11 @@ def register(subparsers) -> None:
     p.add_argument("--align-up", action="store_true", help="for scan folders: " + ALIGN_UP_HELP)
     p.set_defaults(func=_predict)
 
-    p = subparsers.add_parser("eval", help="metrics of a completion model on whole-scene samples")
+
+
+def register_eval(esub) -> None:
+    """Add ``completion`` to the ``sparse3d eval`` tasks."""
+    p = esub.add_parser("completion", help="metrics of a completion model on whole-scene samples")
     p.add_argument("--checkpoint", required=True, help="a completion checkpoint (last.pt of `sparse3d train completion`)")
     p.add_argument("--data", required=True, help="a sparse3d.crops dataset folder (every split is scored), e.g. "
                                                  "whole-scene samples")
@@ -109,8 +105,7 @@ def register_train(tsub) -> None:
                    help="YAML file of training settings, any subset (configs/completion_default.yaml in the source "
                         "tree lists them all); options given here override it (default: the built-in defaults)")
     p.add_argument("--no-resume", action="store_true", help="start over even if <out>/last.pt exists")
-    for name, typ, choices, help in _TRAIN_OVERRIDES:
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, choices=choices, default=None, help=help)
+    add_overrides(p, CompletionTrainConfig, _OPTIONS + LOOP_OPTIONS)
     p.set_defaults(func=_train)
 
 
@@ -153,16 +148,7 @@ def _prepare(args) -> int:
 def _train(args) -> int:
     from sparse3d.tasks.completion.config import load_config
     from sparse3d.tasks.completion.train import train
-    cfg = load_config(args.config, {k: getattr(args, k) for k, *_ in _TRAIN_OVERRIDES})
-    if not cfg.data:
-        print("error: no training data: pass --data DIR or set data: in the config", file=sys.stderr)
-        return 2
-    t0 = time.time()
-    logs = train(cfg, resume=not args.no_resume)
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"trained {cfg.steps} steps in {time.time() - t0:.1f}s; last loss {logs.get('loss', float('nan')):.4f}; "
-              f"checkpoint {os.path.join(cfg.out, 'last.pt')}")
-    return 0
+    return run_train_command(args, load_config, train, given_overrides(args, _OPTIONS + LOOP_OPTIONS))
 
 
 def _predict(args) -> int:

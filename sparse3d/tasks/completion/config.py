@@ -13,12 +13,12 @@ naming the file and the keys.
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
-import yaml
 
 from sparse3d.tasks.completion.model import CompletionConfig
+from sparse3d.train.config import from_mapping, layered_config
 from sparse3d.train.loop import AMP_DTYPES, LoopSettings
 
 # top-level keys of format-1 configs that now live under `model:`
@@ -54,7 +54,7 @@ class CompletionTrainConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.model, Mapping):
-            self.model = _model_config(self.model, "model")
+            self.model = from_mapping(CompletionConfig, self.model, "model", "model keys")
         if not isinstance(self.model, CompletionConfig):
             raise TypeError(f"model: expected a CompletionConfig or a mapping of its fields, "
                             f"got {type(self.model).__name__}")
@@ -82,17 +82,7 @@ class CompletionTrainConfig:
 
     def loop_settings(self) -> LoopSettings:
         """The settings of :func:`sparse3d.train.loop.run_steps`."""
-        return LoopSettings(out=self.out, steps=self.steps, seed=self.seed, batch_size=self.batch_size,
-                            checkpoint_every=self.checkpoint_every, log_every=self.log_every, device=self.device,
-                            threads=self.threads, amp=self.amp, init=self.init)
-
-
-def _model_config(values: Mapping[str, Any], where: str) -> CompletionConfig:
-    known = {f.name for f in fields(CompletionConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{where}: unknown model keys {unknown}; expected a subset of {sorted(known)}")
-    return CompletionConfig(**values)
+        return LoopSettings.of(self)
 
 
 def _nest(values: Dict[str, Any], source: str, warn: bool) -> Dict[str, Any]:
@@ -111,34 +101,12 @@ def _nest(values: Dict[str, Any], source: str, warn: bool) -> Dict[str, Any]:
     return values
 
 
+def _nest_source(values: Dict[str, Any], source: str) -> Dict[str, Any]:
+    """:func:`_nest` of a hand-written source (a YAML file, command-line overrides): warns."""
+    return _nest(values, source, warn=True)
+
+
 def load_config(path: Optional[str] = None, overrides: Optional[Dict[str, Any]] = None) -> CompletionTrainConfig:
     """Defaults <- YAML file ``path`` <- ``overrides`` (None values ignored; a ``model`` mapping is merged
     key by key). Unknown keys raise ValueError naming them."""
-    values: Dict[str, Any] = {}
-    model: Dict[str, Any] = {}
-    for source, given in ((path, _read_yaml(path) if path else {}), ("overrides", overrides or {})):
-        given = _nest({k: v for k, v in given.items() if v is not None}, f"config {source!r}", warn=True)
-        sub = given.pop("model", None) or {}
-        if not isinstance(sub, Mapping):
-            raise ValueError(f"config {source!r}: model must be a mapping of network settings, "
-                             f"got {type(sub).__name__}")
-        model.update(sub)
-        values.update(given)
-    known = {f.name for f in fields(CompletionTrainConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown config keys {unknown}; expected a subset of {sorted(known)}")
-    return CompletionTrainConfig(**values, model=_model_config(model, "config"))
-
-
-def _read_yaml(path: str) -> Dict[str, Any]:
-    try:
-        with open(path) as f:
-            loaded = yaml.safe_load(f) or {}
-    except OSError as e:
-        raise ValueError(f"config file {path!r} cannot be read ({e})") from e
-    except yaml.YAMLError as e:
-        raise ValueError(f"config file {path!r} is not valid YAML ({e})") from e
-    if not isinstance(loaded, dict):
-        raise ValueError(f"config file {path!r} must hold a mapping, got {type(loaded).__name__}")
-    return loaded
+    return layered_config(CompletionTrainConfig, CompletionConfig, path, overrides, _nest_source)

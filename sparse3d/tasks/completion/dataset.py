@@ -14,7 +14,6 @@ The network input is sparse (:func:`sparse_input`): observed voxels with ``|tsdf
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from data_tools import load_manifest, split_crop_paths
 from sparse3d.tensor import SparseTensor
 from sparse3d.tasks.completion.loss import CompletionTarget
 
@@ -146,25 +146,13 @@ class CompletionDataset(torch.utils.data.Dataset):
             found = "dense completion samples (*.npz without a manifest)" if any(
                 n.endswith(".npz") for n in os.listdir(root)) else "no manifest.json and no samples"
             raise ValueError(f"{root}: expected a sparse3d.crops dataset (manifest.json), found {found}; {redo}")
-        with open(man) as f:
-            try:
-                m = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{man}: not valid JSON: {e}") from e
+        m = load_manifest(root)
         if m.get("format") != "sparse3d.crops":
             found = ("dense completion samples (a manifest with a 'samples' list, the format before "
                      "sparse3d.crops)" if "samples" in m else f"a manifest with keys {sorted(m)}")
             raise ValueError(f"{root}: expected a sparse3d.crops dataset, found {found}; {redo}")
-        splits = m.get("splits", {})
-        if split is not None and split not in splits:
-            raise ValueError(f"split: expected one of {sorted(splits)} of {man}, got {split!r}")
-        names = [n for k in sorted(splits) if split is None or k == split for n in splits[k]]
-        if not names:
-            raise ValueError(f"{man}: no crops in split {split!r} (splits: "
-                             f"{ {k: len(v) for k, v in splits.items()} }); {redo}")
+        self.manifest, self.paths = split_crop_paths(root, split, redo)
         self.root = root
-        self.manifest = m
-        self.paths = [os.path.join(root, n) for n in names]
         self._cache: Dict[int, Sample] = {}
         self._cache_left = int(cache_mib * 2 ** 20)  # bytes the cache may still take
 

@@ -1,4 +1,4 @@
-"""`sparse3d demo`: the main job, end to end on built-in synthetic scenes (or a real ScanNet root).
+"""`sparse3d demo completion`: the main job, end to end on built-in synthetic scenes (or a real ScanNet root).
 
     generate rooms (ScanNet layout) -> fuse input (~30% of frames) and target (all frames)
     -> training crops -> train sparse completion -> predict held-out scenes
@@ -21,9 +21,9 @@ INPUT_FRACTION = RECIPES["completion"]["input_fraction"]
 SEGMENTS = RECIPES["completion"]["segments"]
 
 
-def register(subparsers) -> None:
-    """Add ``demo`` to the ``sparse3d`` sub-commands."""
-    p = subparsers.add_parser("demo", help="the main job: synthetic scenes -> train completion -> metrics + pictures")
+def register(dsub) -> None:
+    """Add ``completion`` to the ``sparse3d demo`` tasks."""
+    p = dsub.add_parser("completion", help="the main job: synthetic scenes -> train completion -> metrics + pictures")
     p.add_argument("--out", default="out/demo", help="output folder (stages whose outputs exist are skipped)")
     p.add_argument("--scannet-root", default=None,
                    help="use the scenes of a real ScanNet root (folders <scene>/<scene>.sens) instead of synthetic ones")

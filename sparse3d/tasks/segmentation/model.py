@@ -1,0 +1,137 @@
+"""The segmentation network: a sparse residual U-Net (MinkUNet / SparseConvNet style) giving per-voxel
+ScanNet-20 logits on the input's own voxels (fully convolutional: train on boxes, predict whole scenes).
+
+    stem      submanifold k3 conv in_channels -> widths[0], BatchNorm, ReLU
+    encoder   level 0: ``blocks`` residual blocks; level l >= 1: k2 s2 conv (down, BatchNorm, ReLU) then
+              ``blocks`` residual blocks at widths[l]
+    decoder   from the coarsest level up: k2 s2 transposed conv onto the encoder's coordinates of the finer
+              level (BatchNorm, ReLU), concatenated with that level's encoder features (skip), ``blocks``
+              residual blocks (the first maps 2 * widths[l] -> widths[l])
+    head      per-voxel linear widths[0] -> num_classes
+
+A residual block is ``relu(bn(conv3(relu(bn(conv3(x))))) + shortcut(x))`` with submanifold k3 convs and a
+linear + BatchNorm shortcut when the channels change. Every conv takes the backend given to
+``sparse3d.nn.set_backend`` (native, spconv, torch): the weights are the same on each.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, List, Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+import sparse3d.nn as snn
+from sparse3d.backends import Backend
+from sparse3d.tasks.segmentation.config import SegmentationModelConfig
+from sparse3d.tensor import SparseTensor, require_sparse_tensor
+
+if TYPE_CHECKING:
+    from sparse3d.tasks.segmentation.sample import SegSample
+
+
+class ResidualBlock(nn.Module):
+    """Two submanifold k3 convs with BatchNorm + ReLU and a (projected) identity shortcut;
+    feats ``[N, c_in] -> [N, c_out]`` on the same voxels."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv1 = snn.SubMConv3d(c_in, c_out, 3, bias=False)
+        self.bn1 = snn.BatchNorm(c_out)
+        self.conv2 = snn.SubMConv3d(c_out, c_out, 3, bias=False)
+        self.bn2 = snn.BatchNorm(c_out)
+        self.relu = snn.ReLU()
+        self.shortcut: Optional[nn.Sequential] = None
+        if c_in != c_out:
+            self.shortcut = nn.Sequential(snn.Linear(c_in, c_out, bias=False), snn.BatchNorm(c_out))
+
+    def forward(self, x: SparseTensor) -> SparseTensor:
+        h = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        s = x if self.shortcut is None else self.shortcut(x)
+        return self.relu(h.replace(h.feats + s.feats))
+
+
+def _stage(c_in: int, c_out: int, blocks: int) -> nn.Sequential:
+    return nn.Sequential(ResidualBlock(c_in, c_out), *[ResidualBlock(c_out, c_out) for _ in range(blocks - 1)])
+
+
+class SegmentationUNet(nn.Module):
+    """``net(x) -> SparseTensor`` of logits ``[N, num_classes]`` on x's coordinates (same order).
+
+    x: stride-1 SparseTensor, feats ``[N, cfg.in_channels]``
+    (:func:`sparse3d.tasks.segmentation.dataset.sample_features`); see the module docstring."""
+
+    def __init__(self, cfg: Optional[SegmentationModelConfig] = None) -> None:
+        super().__init__()
+        cfg = cfg or SegmentationModelConfig()
+        if not isinstance(cfg, SegmentationModelConfig):
+            raise TypeError(f"cfg must be a SegmentationModelConfig, got {type(cfg).__name__}")
+        self.config = cfg
+        w = cfg.widths
+        self.stem = nn.Sequential(snn.SubMConv3d(cfg.in_channels, w[0], 3, bias=False), snn.BatchNorm(w[0]),
+                                  snn.ReLU())
+        self.enc = nn.ModuleList([_stage(w[0], w[0], cfg.blocks)])
+        self.down = nn.ModuleList()
+        for i in range(1, len(w)):
+            self.down.append(nn.Sequential(snn.Conv3d(w[i - 1], w[i], 2, stride=2, bias=False),
+                                           snn.BatchNorm(w[i]), snn.ReLU()))
+            self.enc.append(_stage(w[i], w[i], cfg.blocks))
+        self.up = nn.ModuleList()
+        self.up_norm = nn.ModuleList()
+        self.dec = nn.ModuleList()
+        for i in range(len(w) - 2, -1, -1):  # second coarsest -> finest
+            self.up.append(snn.ConvTranspose3d(w[i + 1], w[i], 2, stride=2, bias=False))
+            self.up_norm.append(nn.Sequential(snn.BatchNorm(w[i]), snn.ReLU()))
+            self.dec.append(_stage(2 * w[i], w[i], cfg.blocks))
+        self.head = snn.Linear(w[0], cfg.num_classes)
+
+    def forward(self, x: SparseTensor) -> SparseTensor:
+        require_sparse_tensor(x, "x")
+        if x.stride != 1 or x.num_channels != self.config.in_channels:
+            raise ValueError(f"x must have stride 1 and {self.config.in_channels} channels "
+                             f"(in_features {list(self.config.in_features)}), got stride {x.stride} and "
+                             f"{x.num_channels} channels")
+        h = self.enc[0](self.stem(x))
+        skips: List[SparseTensor] = [h]
+        for down, enc in zip(self.down, self.enc[1:]):
+            h = enc(down(h))
+            skips.append(h)
+        for j, (up, norm, dec) in enumerate(zip(self.up, self.up_norm, self.dec)):
+            skip = skips[-2 - j]
+            h = norm(up(h, target=skip))
+            h = dec(h.replace(torch.cat([h.feats, skip.feats], 1)))
+        return self.head(h)
+
+
+def predict_labels(model: SegmentationUNet, sample: "SegSample", cfg: Optional[SegmentationModelConfig] = None,
+                   backend: Union[str, Backend, None] = None) -> np.ndarray:
+    """ScanNet-20 class (argmax of the logits) of every voxel of ``sample`` (a SegSample): np.uint8 ``[N]``
+    in 0..num_classes-1, in the sample's voxel order. ``cfg``: the model's config (default
+    ``model.config``); ``backend``: run on this backend for this call (the model's own settings are
+    restored afterwards; None = as the model is set). Runs on the model's device, in eval mode, without
+    gradients; the model's train/eval mode is restored."""
+    from sparse3d.tasks.segmentation.dataset import check_voxel_size, sample_features
+
+    cfg = cfg or model.config
+    check_voxel_size(sample, cfg)
+    if len(sample) == 0:
+        return np.zeros(0, np.uint8)
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    feats = sample_features(sample, cfg).to(device=device, dtype=dtype)
+    coords = torch.from_numpy(np.asarray(sample.coords, np.int32))
+    coords = torch.cat([torch.zeros(len(coords), 1, dtype=torch.int32), coords], 1).to(device)
+    convs = [m for m in model.modules() if isinstance(m, (snn.Conv3d, snn.ConvTranspose3d))]
+    saved = [m.backend for m in convs]
+    was_training = model.training
+    try:
+        if backend is not None:
+            snn.set_backend(model, backend)
+        model.eval()
+        with torch.no_grad():
+            logits = model(SparseTensor(coords, feats)).feats
+    finally:
+        for m, b in zip(convs, saved):
+            m.backend = b
+        model.train(was_training)
+    return logits.argmax(1).to(torch.uint8).cpu().numpy()
