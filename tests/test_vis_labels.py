@@ -145,12 +145,14 @@ def test_render_labels_rejects_labels_out_of_palette(tmp_path):
 
 
 def _main(argv):
-    """`sparse3d view ...` with `view segmentation` registered the way the command line does it."""
+    """`sparse3d view ...` with `view segmentation` registered the way the command line does it (sparse3d.cli's
+    `view` group), with this test's small palette."""
     from sparse3d.utils.argtypes import polish_help
-    from sparse3d.vis.cli import add_view_group, register_completion
+    from sparse3d.vis.cli import register_completion
     from sparse3d.vis.label_cli import register_segmentation
     parser = argparse.ArgumentParser(prog="sparse3d")
-    vsub = add_view_group(parser.add_subparsers(dest="command", required=True))
+    view = parser.add_subparsers(dest="command", required=True).add_parser("view")
+    vsub = view.add_subparsers(dest="task", required=True)
     register_completion(vsub)
     register_segmentation(vsub, PAL)
     args = polish_help(parser).parse_args(argv)

@@ -1,5 +1,5 @@
-"""`sparse3d view <what>`: look at results. This file makes the group and `view completion`;
-`view segmentation` is made by :func:`sparse3d.vis.label_cli.register_segmentation` with the palette
+"""`sparse3d view completion` and the picture options every view shares (the `view` group is made by
+sparse3d/cli.py); `view segmentation` is made by :func:`sparse3d.vis.label_cli.register_segmentation` with the palette
 its caller passes (vis knows no dataset).
 
     sparse3d view completion --dir OUT/predictions --scene scene0100_00            # window
@@ -21,19 +21,15 @@ PNG_SIZE = (1200, 500)  # default --width, --height of a PNG
 WINDOW_SIZE = (1400, 700)  # default --width, --height of the window
 
 
-def add_view_group(subparsers):
-    """Add the `view` command group to ``subparsers``; returns its sub-parsers (for `view <what>`)."""
-    view = subparsers.add_parser(
-        "view", help="look at results: sparse3d view <what> ... (window, or a PNG with --png)",
-        description="Look at results in an Open3D window, or render a PNG headless with --png; "
-                    "`sparse3d view <what> --help` lists the options of each view.")
-    return view.add_subparsers(dest="view", required=True, metavar="<what>")
-
-
-def register(subparsers) -> None:
-    """`sparse3d view` with `view completion` only (the command line adds the other views to
-    :func:`add_view_group`'s sub-parsers itself)."""
-    register_completion(add_view_group(subparsers))
+def add_picture_options(p, png_size, window_size) -> None:
+    """--png FILE, --width, --height of a view: a headless PNG of ``png_size`` (width, height) or a window of
+    ``window_size`` by default."""
+    p.add_argument("--png", default=None, metavar="FILE",
+                   help="render headless to this PNG instead of opening a window")
+    p.add_argument("--width", type=positive_int, default=None,
+                   help=f"pixels (default {png_size[0]} for --png, {window_size[0]} for the window)")
+    p.add_argument("--height", type=positive_int, default=None,
+                   help=f"pixels (default {png_size[1]} for --png, {window_size[1]} for the window)")
 
 
 def register_completion(vsub) -> None:
@@ -53,12 +49,7 @@ def register_completion(vsub) -> None:
     p.add_argument("--scene", default=None, help="scene name inside --dir: shows <scene>_{input,prediction,target}.ply")
     p.add_argument("--mesh", action="append", default=[], metavar="FILE",
                    help="a mesh file (.ply/.obj) to show instead of --dir/--scene; repeat for several panels")
-    p.add_argument("--png", default=None, metavar="FILE",
-                   help="render headless to this PNG instead of opening a window")
-    p.add_argument("--width", type=positive_int, default=None,
-                   help=f"pixels (default {PNG_SIZE[0]} for --png, {WINDOW_SIZE[0]} for the window)")
-    p.add_argument("--height", type=positive_int, default=None,
-                   help=f"pixels (default {PNG_SIZE[1]} for --png, {WINDOW_SIZE[1]} for the window)")
+    add_picture_options(p, PNG_SIZE, WINDOW_SIZE)
     p.add_argument("--renderer", choices=["raycast", "filament"], default=None,
                    help="--png only. raycast (default): Open3D RaycastingScene (fast on a CPU); filament: Open3D "
                         "OffscreenRenderer (Mesa llvmpipe on a CPU: minutes per picture)")

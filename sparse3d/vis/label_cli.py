@@ -22,7 +22,8 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from sparse3d.utils.argtypes import fraction, positive_int
+from sparse3d.utils.argtypes import fraction
+from sparse3d.vis.cli import add_picture_options
 from sparse3d.vis.labels import LabelPanel, Palette, check_labels, mesh_panel, read_id_file, voxel_panel
 
 PNG_SIZE = (1200, 600)  # default --width, --height of a PNG
@@ -55,12 +56,7 @@ def register_segmentation(vsub, palette: Palette) -> None:
                         "second panel (voxels: the ground truth is gt_labels in the .npz)")
     p.add_argument("--hide-unlabelled", action="store_true",
                    help="leave out voxels / faces whose label is no class (e.g. the ceiling)")
-    p.add_argument("--png", default=None, metavar="FILE",
-                   help="render headless to this PNG instead of opening a window")
-    p.add_argument("--width", type=positive_int, default=None,
-                   help=f"pixels (default {PNG_SIZE[0]} for --png, {WINDOW_SIZE[0]} for the window)")
-    p.add_argument("--height", type=positive_int, default=None,
-                   help=f"pixels (default {PNG_SIZE[1]} for --png, {WINDOW_SIZE[1]} for the window)")
+    add_picture_options(p, PNG_SIZE, WINDOW_SIZE)
     p.add_argument("--clip-top", type=fraction, default=0.0,
                    help="drop the top fraction of the height (ceilings), in [0, 1) (default 0: keep all)")
     p.set_defaults(func=lambda args: view_segmentation(args, palette))

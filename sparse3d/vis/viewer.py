@@ -32,12 +32,6 @@ def view(panels: Sequence[Panel], title: str = "sparse3d completion", width: int
          clip_top: float = 0.0) -> None:
     """Open a ``width`` x ``height`` window (needs a display: RuntimeError without one); blocks until it
     is closed. clip_top: see :func:`clip_top_panels`."""
-    for name, v in (("width", width), ("height", height)):
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int (pixels), got {v!r}")
-    reason = no_display_reason()
-    if reason is not None:
-        raise RuntimeError(reason)
     placed = clip_top_panels(layout(panels), clip_top)
     run_window([to_o3d_mesh(v, f, PALETTE.get(t, DEFAULT_COLOR)) for t, v, f in placed], title, width, height)
 
