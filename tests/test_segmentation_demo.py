@@ -1,0 +1,32 @@
+"""`sparse3d demo segmentation` end to end at the smallest size (2 training rooms, 1 held-out room, 2 steps of
+each model): every stage runs, the submissions are scored, the pictures and metrics.json are written, and a
+second run resumes (every stage's output is kept). Quality is not checked here: docs/segmentation.md has the
+measured table."""
+import json
+import os
+
+from sparse3d.cli import main
+
+
+def test_demo_segmentation_smallest_run(tmp_path, capsys):
+    out = str(tmp_path / "demo")
+    argv = ["demo", "segmentation", "--out", out, "--train-scenes", "2", "--test-scenes", "1", "--steps", "2",
+            "--window-steps", "2", "--threads", "1"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "ScanNet benchmark scores over mesh vertices" in text and "sparse U-Net" in text and "sliding window" in text
+    m = json.load(open(os.path.join(out, "metrics.json")))
+    assert set(m["models"]) == {"sparse U-Net", "sliding window"} and m["test_scenes"] == ["scene0100_00"]
+    for model in m["models"].values():
+        assert 0.0 <= model["scores"]["miou"] <= 1.0 and model["inference_seconds_median"] > 0
+    for task in ("segmentation", "segmentation-window"):
+        n_vertices = sum(1 for _ in open(os.path.join(out, "ground_truth", "scene0100_00.txt")))
+        assert sum(1 for _ in open(os.path.join(out, "predictions", task, "scene0100_00.txt"))) == n_vertices
+        assert os.path.isfile(os.path.join(out, "scores", task, "confusion.png"))
+    assert os.path.isfile(os.path.join(out, "pictures", "scene0100_00.png"))
+    # resumed: the trained checkpoints are kept (the trainer resumes at its last step), the table is the same
+    mtime = os.path.getmtime(os.path.join(out, "runs", "unet", "last.pt"))
+    assert main(argv) == 0
+    assert os.path.getmtime(os.path.join(out, "runs", "unet", "last.pt")) == mtime
+    again = json.load(open(os.path.join(out, "metrics.json")))
+    assert again["models"]["sparse U-Net"]["scores"]["miou"] == m["models"]["sparse U-Net"]["scores"]["miou"]
