@@ -9,6 +9,7 @@ void init_hash(pybind11::module_& m);
 void init_kmap(pybind11::module_& m);
 void init_conv(pybind11::module_& m);
 void init_fusion(pybind11::module_& m);
+void init_project(pybind11::module_& m);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "sparse3d native kernels (C++/OpenMP; CUDA when built with it)";
@@ -32,4 +33,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   init_conv(conv);
   auto fusion = m.def_submodule("fusion", "TSDF fusion of RGB-D frames into sparse voxel blocks");
   init_fusion(fusion);
+  auto project = m.def_submodule("project", "3DMV back-projection of 2D feature maps into sparse voxels");
+  init_project(project);
 }

@@ -129,6 +129,9 @@ def load_crop(path: PathLike) -> Dict[str, np.ndarray]:
     was written by a newer format version than this reader's.
     """
     path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"crop file not found: {path}")
+    _check_npz_sizes(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             d = {k: z[k] for k in z.files}
@@ -142,19 +145,60 @@ def load_crop(path: PathLike) -> Dict[str, np.ndarray]:
         raise ValueError(f"{path}: sparse3d.crops format version {version}; this reader reads versions "
                          f"{list(READABLE_VERSIONS)} (current {FORMAT_VERSION}): "
                          + ("update sparse3d" if version > FORMAT_VERSION else "re-run preprocessing"))
-    size = tuple(int(s) for s in d["crop_size"])
+    cs = d["crop_size"]
+    if cs.shape != (3,) or cs.dtype.kind not in "iu" or (cs < 1).any() or (cs > 4096).any():
+        raise ValueError(f"{path}: crop_size must be 3 integers in [1, 4096], got {cs.tolist()!r}")
+    size = tuple(int(s) for s in cs)
     n = int(np.prod(size))
     for k in MASK_KEYS:
         if k in d:
+            if d[k].dtype != np.uint8 or d[k].shape != ((n + 7) // 8,):  # packed bits of [X, Y, Z]
+                raise ValueError(f"{path}: {k} must be uint8 [{(n + 7) // 8}] (the bits of a {size} mask), got "
+                                 f"{d[k].dtype} {list(d[k].shape)}")
             d[k] = np.unpackbits(d[k], count=n).astype(bool).reshape(size)
         elif k.endswith("_behind"):
             d[k] = np.zeros(size, bool)
+    for part in ("input", "target"):  # coordinates index the [X, Y, Z] volumes (dense_volumes, datasets)
+        c = d[f"{part}_coords"]
+        if c.ndim != 2 or c.shape[1] != 3 or c.dtype.kind not in "iu" or (
+                c.size and ((c < 0).any() or (c >= np.asarray(size)).any())):
+            raise ValueError(f"{path}: {part}_coords must be int [N, 3] inside crop_size {size}, got "
+                             f"{c.dtype} {list(c.shape)}")
+        for k in (f"{part}_tsdf", f"{part}_weight", f"{part}_color", f"{part}_nyu40", f"{part}_scannet20"):
+            if k in d and (d[k].ndim < 1 or d[k].shape[0] != c.shape[0]):
+                raise ValueError(f"{path}: {k} must have one row per {part}_coords row ({c.shape[0]}), "
+                                 f"got shape {list(d[k].shape)}")
     d["format_version"] = np.int32(version)
     d.setdefault("known_semantics", np.array("visibility"))
     for k in ("scene_id", "known_semantics"):
         if k in d:
             d[k] = str(d[k])
     return d
+
+
+def _check_npz_sizes(path: str) -> None:
+    """Reject an npz whose members claim more data than they hold, before numpy allocates an array of the
+    claimed shape (a corrupt header could ask for terabytes). ValueError naming the file and member."""
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                with zf.open(info) as f:
+                    version = npy.read_magic(f)
+                    read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+                    shape, _, dtype = read_header(f)  # the header only, no data
+                    header_len = f.tell()
+                if dtype.hasobject:
+                    raise ValueError(f"member {info.filename!r} holds Python objects")
+                want = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if want > info.file_size - header_len:
+                    raise ValueError(f"member {info.filename!r} claims shape {shape} of {dtype} ({want} bytes) "
+                                     f"but holds {info.file_size - header_len} bytes")
+    except Exception as e:  # noqa: BLE001 - zip, header and size errors, all reported with the file name
+        raise ValueError(f"{path}: cannot read crop npz: {e}") from e
 
 
 def dense_volumes(crop: Dict[str, np.ndarray]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

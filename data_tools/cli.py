@@ -19,6 +19,16 @@ _FIELDS = {"voxel_size": "voxel_size", "trunc_voxels": "trunc_voxels", "crop_siz
            "seed": "seed", "target_fraction": "target_fraction", "pairs": "pairs"}
 
 
+def dask_target(text: str) -> str:
+    """argparse type of --dask: a scheduler address or local:N (checked by data_tools.pipeline.parse_dask)."""
+    from .pipeline import parse_dask
+    try:
+        parse_dask(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("dask: ")) from e
+    return text
+
+
 def config_from_args(args):
     """The CropConfig of `args.recipe` with every option the user gave applied (ValueError if one is unused).
     With grid placement an unset --crop-stride is half the crop size."""
@@ -39,9 +49,15 @@ def _cmd_preprocess(args) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    s = preprocess(args.root, args.out, cfg, workers=args.workers, split_dir=args.split_dir,
-                   val_fraction=args.val_fraction, split_seed=cfg.seed, progress=not args.quiet, force=args.force,
-                   label_tsv=args.label_tsv)
+    try:
+        s = preprocess(args.root, args.out, cfg, workers=args.workers, split_dir=args.split_dir,
+                       val_fraction=args.val_fraction, split_seed=cfg.seed, progress=not args.quiet,
+                       force=args.force, label_tsv=args.label_tsv, dask=args.dask)
+    except ValueError as e:
+        if args.dask is None or not str(e).startswith("dask:"):
+            raise
+        print(f"error: --{e}", file=sys.stderr)  # no scheduler at the address, dask not installed
+        return 2
     print(f"preprocess ({cfg.recipe} recipe): {len(s['done'])} done, {len(s['skipped'])} skipped (already done), "
           f"{len(s['failed'])} failed in {s['seconds']} s; manifest: {s['manifest']}")
     return report_failures(s["failed"])
@@ -85,14 +101,20 @@ def add_preprocess_parser(sub) -> None:
                     "`sparse3d demo` use (add --placement whole for whole-scene evaluation samples); --recipe "
                     "segmentation: whole complete scans with per-voxel ScanNet-20 labels. Every option "
                     "left out takes the recipe's value; an option the recipe's settings do not use is an error. "
-                    "Resumable; exits 1 if any scene failed.")
+                    "Resumable (also after kill -9); exits 1 if any scene failed. --dask runs the scenes on a Dask "
+                    "cluster (docs/reliability.md).")
     p.add_argument("root", help="ScanNet root (scene folders or scans/), one scene folder, or RGB-D folder(s)")
     p.add_argument("out", help="output dataset folder")
     from .recipes import RECIPES
     p.add_argument("--recipe", choices=tuple(RECIPES), default="labels",
                    help="which samples: labels (SG-NN-style crops), completion (input/target pairs) or segmentation "
                         "(complete scans, whole scenes) (default labels)")
-    p.add_argument("--workers", type=positive_int, default=1, help="parallel processes, >= 1 (default 1)")
+    run = p.add_mutually_exclusive_group()
+    run.add_argument("--workers", type=positive_int, default=1, help="parallel processes, >= 1 (default 1)")
+    run.add_argument("--dask", type=dask_target, default=None, metavar="SCHEDULER_ADDRESS|local:N",
+                     help="run one task per scene on a Dask distributed cluster: the scheduler's address (e.g. "
+                          "tcp://host:8786, from `dask scheduler`; ROOT and OUT must be at the same paths on every "
+                          "worker) or local:N (a local cluster of N worker processes); needs dask[distributed]")
     p.add_argument("--voxel-size", type=positive_float, default=None, help="metres " + _d("voxel_size"))
     p.add_argument("--trunc-voxels", type=positive_float, default=None, help="tsdf truncation in voxels " + _d("trunc_voxels"))
     p.add_argument("--crop-size", type=int_triple, default=None, help="voxels X,Y,Z " + _d("crop_size"))

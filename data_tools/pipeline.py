@@ -7,7 +7,10 @@ done scenes are skipped. Every file is written atomically. A scene that fails (c
 truncated file) is reported by file and frame, the others go on, and the summary lists the
 failures (`preprocess` returns it; the CLI exits non-zero). A worker process that dies (killed,
 e.g. out of memory) breaks the process pool: every scene not finished by then is recorded as
-failed with that reason, the manifest is still written and the summary returned. See
+failed with that reason, the manifest is still written and the summary returned. With ``dask``
+the scenes run as tasks on a Dask distributed cluster (a scheduler address, or ``local:N``) with the
+same skipping of done scenes, failure report and manifest. A run killed outright (kill -9) leaves
+only whole files under their final names; rerun it to finish (tests/test_faults_kill.py). See
 `data_tools.chunks` for the format of the output.
 """
 from __future__ import annotations
@@ -19,12 +22,13 @@ import multiprocessing as mp
 import os
 import time
 import traceback
+import uuid
 import zlib
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-from sparse3d.utils.atomic_io import atomic_write_json
+from sparse3d.utils.atomic_io import atomic_write_json, remove_stale_temps
 
 from .chunks import FORMAT_VERSION
 from .frames import FrameSource
@@ -168,6 +172,7 @@ def _run_one(src: SceneSource, out: str, cfg: CropConfig, threads: int,
             os.remove(record)
         for p in glob.glob(os.path.join(out_scene, "crop_*.npz")):
             os.remove(p)
+        remove_stale_temps(out_scene)  # left by a run killed mid-write (kill -9)
         rec = process_scene(frames, src.scene_id, out_scene, cfg, mesh)
         rec["format_version"] = FORMAT_VERSION
         rec["source"], rec["source_kind"], rec["source_id"] = src.path, src.kind, src.source_id
@@ -183,6 +188,9 @@ def _run_one(src: SceneSource, out: str, cfg: CropConfig, threads: int,
             close()
 
 
+Result = Tuple[str, Optional[Dict], Optional[str]]  # (scene id, record or None, error message or None)
+
+
 def _pool_failure(e: BaseException) -> str:
     if isinstance(e, BrokenProcessPool):
         return (f"not finished: a worker process died (killed, e.g. out of memory?) and the process pool stopped "
@@ -190,29 +198,123 @@ def _pool_failure(e: BaseException) -> str:
     return f"worker error: {type(e).__name__}: {e}"
 
 
+def _run_serial(todo: List[SceneSource], out: str, cfg: CropConfig, label_tsv: Optional[str]) -> Iterator[Result]:
+    for s in todo:
+        yield _run_one(s, out, cfg, 0, label_tsv)
+
+
+def _run_pool(todo: List[SceneSource], out: str, cfg: CropConfig, label_tsv: Optional[str],
+              workers: int) -> Iterator[Result]:
+    """Scenes on `workers` spawned processes, OpenMP threads split between them; results as they finish."""
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
+        futs = {ex.submit(_run_one, s, out, cfg, threads, label_tsv): s.scene_id for s in todo}
+        for fut in cf.as_completed(futs):
+            try:
+                yield fut.result()
+            except Exception as e:  # noqa: BLE001 - BrokenProcessPool (a worker died) and the like
+                yield futs[fut], None, _pool_failure(e)
+
+
+def parse_dask(dask: str) -> Optional[int]:
+    """The worker count of ``"local:N"`` (N >= 1), None for a scheduler address ("tcp://host:8786", ...)."""
+    if not isinstance(dask, str) or not dask.strip():
+        raise ValueError(f"dask: expected a scheduler address (e.g. tcp://host:8786) or local:N, got {dask!r}")
+    if not dask.startswith("local:"):
+        return None
+    n = dask[len("local:"):]
+    if not n.isdigit() or int(n) < 1:
+        raise ValueError(f"dask: expected local:N with an integer N >= 1 (workers of a local cluster), got {dask!r}")
+    return int(n)
+
+
+def _dask_failure(e: BaseException) -> str:
+    return (f"not finished on the Dask cluster ({type(e).__name__}: {e}); a worker that dies running a scene "
+            f"(killed, e.g. out of memory?) is retried on others before the scene fails; rerun to retry the "
+            f"scenes that did not finish")
+
+
+def _run_dask(todo: List[SceneSource], out: str, cfg: CropConfig, label_tsv: Optional[str],
+              dask: str) -> Iterator[Result]:
+    """One task per scene on a Dask distributed cluster: the scheduler at address ``dask``, or with
+    ``local:N`` a LocalCluster of N single-threaded worker processes started (and stopped) here, the
+    OpenMP threads split between them. Every scene is yielded once: its result, or the error that kept it
+    from finishing (a task that raised, a worker lost, the scheduler gone)."""
+    try:
+        import distributed
+    except ImportError as e:  # dask is only needed here: imported when --dask is used
+        raise ValueError(f"dask: {dask!r} needs the dask[distributed] package (pip install 'dask[distributed]'): "
+                         f"{e}") from e
+    n_local = parse_dask(dask)
+    if not todo:  # every scene done already: no cluster to start or reach
+        return
+    cluster = None
+    threads = 0  # a remote worker keeps its own thread setting (dask worker --nthreads, OMP_NUM_THREADS)
+    try:
+        if n_local is not None:
+            threads = max(1, (os.cpu_count() or 1) // n_local)
+            cluster = distributed.LocalCluster(n_workers=n_local, threads_per_worker=1, processes=True,
+                                               dashboard_address=":0")
+        try:
+            client = distributed.Client(cluster if cluster is not None else dask, timeout="30s")
+        except (OSError, TimeoutError) as e:
+            raise ValueError(f"dask: cannot reach a Dask scheduler at {dask!r} ({type(e).__name__}: {e}); start one "
+                             f"with `dask scheduler` and workers with `dask worker {dask}`") from e
+        with client:
+            run = uuid.uuid4().hex[:8]
+            futs = {client.submit(_run_one, s, out, cfg, threads, label_tsv, pure=False,
+                                  key=f"sparse3d-preprocess-{s.scene_id}-{run}"): s.scene_id for s in todo}
+            pending = set(futs.values())
+            try:
+                for fut in distributed.as_completed(futs):
+                    sid = futs[fut]
+                    try:
+                        res: Result = fut.result()
+                    except Exception as e:  # noqa: BLE001 - KilledWorker, a task error: reported per scene
+                        res = (sid, None, _dask_failure(e))
+                    pending.discard(sid)
+                    yield res
+            except (OSError, TimeoutError) as e:  # the scheduler went away: the scenes not heard of fail
+                for sid in sorted(pending):
+                    yield sid, None, _dask_failure(e)
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
 def preprocess(root: PathLike, out: PathLike, config: Optional[CropConfig] = None, workers: int = 1,
                split_dir: Optional[PathLike] = None, val_fraction: float = 0.2, split_seed: int = 0,
                scenes: Optional[Sequence[str]] = None, progress: bool = True, force: bool = False,
-               label_tsv: Optional[PathLike] = None) -> Dict:
+               label_tsv: Optional[PathLike] = None, dask: Optional[str] = None) -> Dict:
     """Preprocess every scene under `root` into a crop dataset at `out`; returns the summary.
 
     config: CropConfig, e.g. `data_tools.recipe_config("completion")` (default: the "labels" recipe, 4 cm
     voxels, 32x32x64 grid crops; see data_tools.recipes); workers: processes (scenes run in
-    parallel, OpenMP threads split between them); split_dir: folder with scannetv2_{train,val,test}.txt;
+    parallel, OpenMP threads split between them); dask: instead of `workers`, run one task per scene on a
+    Dask distributed cluster: a scheduler address ("tcp://host:8786"; `root` and `out` must be on a file
+    system every worker sees at the same path) or "local:N" (a LocalCluster of N worker processes on this
+    machine); split_dir: folder with scannetv2_{train,val,test}.txt;
     val_fraction/split_seed: hash split for scenes not listed there; scenes: restrict to these ids;
     force: reprocess done scenes; label_tsv: scannetv2-labels.combined.tsv, to label scenes that have
-    aggregation + segs json but no labels.ply (default: ``<root>/scannetv2-labels.combined.tsv`` if present). Summary: {"done": [...], "skipped": [...], "failed": {id: msg},
-    "manifest": path, "seconds": t}. Writes `<out>/manifest.json` (all done scenes).
+    aggregation + segs json but no labels.ply (default: ``<root>/scannetv2-labels.combined.tsv`` if present).
+    Summary: {"done": [...], "skipped": [...], "failed": {id: msg}, "manifest": path, "seconds": t}. Writes
+    `<out>/manifest.json` (all done scenes). Every way of running (serial, `workers`, `dask`) skips the same
+    done scenes (:func:`remaining_scenes`) and writes the same manifest (:func:`write_manifest`).
     """
     cfg = config or CropConfig()
     cfg.validate()
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers: expected an int >= 1, got {workers!r}")
+    if dask is not None:
+        parse_dask(dask)
+        if workers != 1:
+            raise ValueError(f"workers and dask: give one of them, got workers={workers} and dask={dask!r}")
     if not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction: expected a number in [0, 1), got {val_fraction!r}")
     t0 = time.time()
     out = os.path.abspath(os.fspath(out))
     os.makedirs(out, exist_ok=True)
+    remove_stale_temps(out, ["manifest.json"])  # a run killed while writing it (each scene folder: _run_one)
     sources = discover(root)
     if label_tsv is not None:
         label_tsv = os.path.abspath(os.fspath(label_tsv))
@@ -231,6 +333,37 @@ def preprocess(root: PathLike, out: PathLike, config: Optional[CropConfig] = Non
                              f"{' ...' if len(sources) > 10 else ''})")
         sources = [s for s in sources if s.scene_id in want]
     sources = expand_pairs(sources, cfg.pairs)
+    todo, skipped = remaining_scenes(sources, out, cfg, force)
+    failed: Dict[str, str] = {}
+    done: List[str] = []
+    if dask is not None:
+        results = _run_dask(todo, out, cfg, label_tsv, dask)
+    elif workers == 1 or len(todo) <= 1:
+        results = _run_serial(todo, out, cfg, label_tsv)
+    else:
+        results = _run_pool(todo, out, cfg, label_tsv, workers)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(todo), desc="preprocess", unit="scene")
+    try:
+        for sid, _, err in results:
+            (failed.__setitem__(sid, err) if err else done.append(sid))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"failed={len(failed)}")
+    finally:
+        if bar is not None:
+            bar.close()
+    manifest = write_manifest(out, cfg, split_dir, val_fraction, split_seed, failed)
+    return {"done": sorted(done), "skipped": skipped, "failed": failed, "manifest": manifest,
+            "seconds": round(time.time() - t0, 2)}
+
+
+def remaining_scenes(sources: List[SceneSource], out: str, cfg: CropConfig, force: bool = False
+                     ) -> Tuple[List[SceneSource], List[str]]:
+    """(scenes to process, ids of the scenes skipped): a scene is done, and skipped unless ``force``, when
+    ``<out>/<scene>/_scene.json`` exists with the same parameters and format version."""
     params = cfg.to_json()
     todo, skipped = [], []
     for s in sources:
@@ -238,39 +371,7 @@ def preprocess(root: PathLike, out: PathLike, config: Optional[CropConfig] = Non
             skipped.append(s.scene_id)
         else:
             todo.append(s)
-    failed: Dict[str, str] = {}
-    done: List[str] = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(todo), desc="preprocess", unit="scene")
-    ncpu = os.cpu_count() or 1
-    if workers == 1 or len(todo) <= 1:
-        for s in todo:
-            sid, rec, err = _run_one(s, out, cfg, 0, label_tsv)
-            (failed.__setitem__(sid, err) if err else done.append(sid))
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix_str(f"failed={len(failed)}")
-    else:
-        threads = max(1, ncpu // workers)
-        ctx = mp.get_context("spawn")
-        with cf.ProcessPoolExecutor(workers, mp_context=ctx) as ex:
-            futs = {ex.submit(_run_one, s, out, cfg, threads, label_tsv): s.scene_id for s in todo}
-            for fut in cf.as_completed(futs):
-                try:
-                    sid, rec, err = fut.result()
-                except Exception as e:  # noqa: BLE001 - BrokenProcessPool (a worker died) and the like
-                    sid, rec, err = futs[fut], None, _pool_failure(e)
-                (failed.__setitem__(sid, err) if err else done.append(sid))
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix_str(f"failed={len(failed)}")
-    if bar is not None:
-        bar.close()
-    manifest = write_manifest(out, cfg, split_dir, val_fraction, split_seed, failed)
-    return {"done": sorted(done), "skipped": skipped, "failed": failed, "manifest": manifest,
-            "seconds": round(time.time() - t0, 2)}
+    return todo, skipped
 
 
 # copied from each _scene.json into the manifest's scene entry (see data_tools.chunks)

@@ -82,7 +82,7 @@ stage_test() {
   # (a test file that cannot be imported, e.g. spconv broken on this torch, must not stop the others)
   $PY -m pytest -q -p no:cacheprovider -rs --continue-on-collection-errors tests/test_dense_reference.py tests/test_cuda.py tests/test_implicit_gemm.py \
     tests/test_mixed_precision.py tests/test_backends.py tests/test_conv.py tests/test_kernel_maps.py tests/test_ops.py \
-    tests/test_tensor.py tests/test_errors.py tests/test_import.py tests/test_completion_train.py 2>&1 | tee "$DEST/pytest.log"
+    tests/test_tensor.py tests/test_errors.py tests/test_import.py tests/test_completion_train.py tests/test_backproject.py tests/test_conv_direct.py 2>&1 | tee "$DEST/pytest.log"
 }
 
 stage_sanitize() {

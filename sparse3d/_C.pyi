@@ -1,7 +1,7 @@
 """Types of the compiled extension sparse3d._C (csrc/bindings.cpp and each area's init_* function).
 
 One file cannot declare submodules, so each submodule (``_C.hash``, ``_C.kmap``, ``_C.conv``,
-``_C.fusion``, ``_C.limits``) is written as a class of static functions with its bound classes
+``_C.fusion``, ``_C.project``, ``_C.limits``) is written as a class of static functions with its bound classes
 nested inside: ``_C.conv.pairs(...)`` and the annotation ``_C.conv.ConvPairs`` read as at run time.
 Keep in step with the bindings (tests/test_typecheck.py compares the names with the built module).
 """
@@ -96,6 +96,10 @@ class conv:
     def weight_grad(feats: torch.Tensor, grad_out: torch.Tensor, nbr: torch.Tensor, tile: int = 2048) -> torch.Tensor:
         """feats [N_in, C_in], grad_out [N_out, C_out], nbr int32 [N_out, K] -> [K, C_in, C_out]."""
     @staticmethod
+    def direct_kernels(feats: torch.Tensor, c_in: int, c_out: int) -> tuple[bool, bool]:
+        """(forward, weight_grad): whether CPU tensors like feats with C_in -> C_out channels take the direct
+        AVX2 kernels (csrc/conv/conv_cpu_direct.cpp) instead of the tiled GEMM path."""
+    @staticmethod
     def pairs(nbr: torch.Tensor, n_in: int) -> "conv.ConvPairs":
         """nbr int32 [N_out, K] -> ConvPairs (src, dst int64 [P] grouped by offset, begin int64 [K + 1])."""
     @staticmethod
@@ -162,3 +166,30 @@ class fusion:
                       camera_to_world: torch.Tensor, origin: torch.Tensor, dims: torch.Tensor, voxel_size: float,
                       trunc: float, depth_max: float) -> torch.Tensor:
         """bool [X, Y, Z]: voxels of origin + [0, dims) observed by some frame (see fusion.h)."""
+
+class project:
+    """3DMV back-projection of 2D feature maps into sparse voxels (csrc/project; contract in
+    sparse3d/ops/backproject.py). Geometry: coords int32 [N, 4], voxel_to_world float64 [B, 4, 4],
+    depth float32 [V, H, W], intrinsics float64 [V, 4], world_to_cam float64 [V, 4, 4], view_batch int64 [V]
+    (-1 = skipped view), thresh float64 [B]."""
+
+    @staticmethod
+    def forward(coords: torch.Tensor, voxel_to_world: torch.Tensor, feats2d: torch.Tensor, depth: torch.Tensor,
+                intrinsics: torch.Tensor, world_to_cam: torch.Tensor, view_batch: torch.Tensor, thresh: torch.Tensor,
+                near: float, far: float, pool_max: bool) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """feats2d [V, C, h, w] -> (feats [N, C], n_views int32 [N], argmax int32 [N, C] rows of the
+        channels-last table [V * h * w] (-1: no view), or an empty tensor for mean pooling)."""
+    @staticmethod
+    def backward_max(grad: torch.Tensor, argmax: torch.Tensor, V: int, h: int, w: int) -> torch.Tensor:
+        """grad [N, C], argmax int32 [N, C] -> gradient of feats2d [V, C, h, w]."""
+    @staticmethod
+    def backward_mean(coords: torch.Tensor, voxel_to_world: torch.Tensor, depth: torch.Tensor,
+                      intrinsics: torch.Tensor, world_to_cam: torch.Tensor, view_batch: torch.Tensor,
+                      thresh: torch.Tensor, near: float, far: float, grad: torch.Tensor, n_views: torch.Tensor,
+                      h: int, w: int) -> torch.Tensor:
+        """grad [N, C], n_views int32 [N] -> gradient of feats2d [V, C, h, w]."""
+    @staticmethod
+    def visibility(coords: torch.Tensor, voxel_to_world: torch.Tensor, depth: torch.Tensor, intrinsics: torch.Tensor,
+                   world_to_cam: torch.Tensor, view_batch: torch.Tensor, thresh: torch.Tensor, near: float,
+                   far: float) -> torch.Tensor:
+        """bool [N, V]: view v passes the back-projection test for voxel n."""

@@ -58,6 +58,11 @@ def fusion() -> Type["_C.fusion"]:
     return _submodule("fusion")  # type: ignore[return-value]
 
 
+def project() -> Type["_C.project"]:
+    """``sparse3d._C.project``: 3DMV back-projection of 2D feature maps into sparse voxels."""
+    return _submodule("project")  # type: ignore[return-value]
+
+
 def limits() -> Type["_C.limits"]:
     """``sparse3d._C.limits``: COORD_MIN, COORD_MAX, BATCH_MAX, SCALED_COORD_BOUND."""
     return _submodule("limits")  # type: ignore[return-value]

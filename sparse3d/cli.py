@@ -38,10 +38,12 @@ _TASK_GROUPS: Dict[str, Tuple[str, List[Tuple[str, str]]]] = {
         ("sparse3d.tasks.completion.cli", "register_train"),
         ("sparse3d.tasks.segmentation.cli", "register_train"),
         ("sparse3d.tasks.segmentation.window_cli", "register_train"),
+        ("sparse3d.tasks.threedmv.cli", "register_train"),
         ("sparse3d.gen2d.cli", "register_train")]),
     "predict": ("run a trained model on whole scenes", [
         ("sparse3d.tasks.completion.cli", "register_predict"),
-        ("sparse3d.tasks.segmentation.benchmark_cli", "register_predict")]),
+        ("sparse3d.tasks.segmentation.benchmark_cli", "register_predict"),
+        ("sparse3d.tasks.threedmv.cli", "register_predict")]),
     "eval": ("score predictions against the ground truth", [
         ("sparse3d.tasks.completion.cli", "register_eval"),
         ("sparse3d.tasks.segmentation.benchmark_cli", "register_eval")]),

@@ -24,6 +24,8 @@ def _as_coords(coords: torch.Tensor, name: str = "coords") -> torch.Tensor:
         raise TypeError(f"{name} must be int32 (or int64) [N, 4] = (batch, x, y, z), got dtype {coords.dtype}")
     if coords.dim() != 2 or coords.shape[1] != 4:
         raise ValueError(f"{name} must have shape [N, 4] = (batch, x, y, z), got {tuple(coords.shape)}")
+    if coords.device.type not in ("cpu", "cuda"):
+        raise ValueError(f"{name} must be on the CPU or a CUDA device, got device {coords.device}")
     check_range(coords, name)
     return coords.int().contiguous()
 

@@ -44,6 +44,10 @@ ALLOWED: Dict[str, Tuple[str, ...]] = {
     "cli": ("engine", "extension", "utils", "data_tools", "train", "vis", "gen2d", "tasks", "task"),
 }
 
+# task -> the other tasks it builds on (declared here, one way only): 3DMV is segmentation plus lifted image
+# features and reuses its U-Net, dataset, loss, benchmark protocol and predict code
+TASK_DEPENDS: Dict[str, Tuple[str, ...]] = {"threedmv": ("segmentation",)}
+
 
 def layer_of(module: str) -> Optional[str]:
     """The layer of a dotted module name of this repository ("task:<name>" for a task), or None."""
@@ -66,8 +70,8 @@ def may_import(src: str, dst: str) -> bool:
         return True
     src_kind = "task" if src.startswith("task:") else src
     dst_kind = "task" if dst.startswith("task:") else dst
-    if src_kind == "task" and dst_kind == "task":
-        return False  # another task
+    if src_kind == "task" and dst_kind == "task":  # another task: only one it is declared to build on
+        return dst[len("task:"):] in TASK_DEPENDS.get(src[len("task:"):], ())
     return dst_kind in ALLOWED[src_kind]
 
 
@@ -149,6 +153,14 @@ def test_rule_is_consistent():
     assert may_import("engine", "utils") and not may_import("utils", "engine")
     assert not may_import("data_tools", "train") and not may_import("vis", "task:completion")
     assert not may_import("gen2d", "engine") and may_import("gen2d", "train")
+    # declared task dependencies go one way only and name existing task folders
+    assert may_import("task:threedmv", "task:segmentation") and not may_import("task:segmentation", "task:threedmv")
+    assert not may_import("task:threedmv", "task:completion")
+    tasks_dir = REPO / "sparse3d" / "tasks"
+    for task, deps in TASK_DEPENDS.items():
+        for d in deps:
+            assert (tasks_dir / task).is_dir() and (tasks_dir / d).is_dir(), (task, d)
+            assert task not in TASK_DEPENDS.get(d, ()), f"cycle {task} <-> {d}"
 
 
 def test_imports_resolve(tmp_path):

@@ -21,3 +21,17 @@ inline void s3d_check_float(const at::Tensor& t, const char* name) {
   TORCH_CHECK_TYPE(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16, name,
                    " must be float64, float32, float16 or bfloat16, got ", st);
 }
+
+// Tensors the kernels read must hold data on the CPU or a CUDA device ('meta' tensors and other
+// backends have no memory the kernels could read).
+inline void s3d_check_device(const at::Tensor& t, const char* name) {
+  TORCH_CHECK_VALUE(t.device().is_cpu() || t.device().is_cuda(), name,
+                    " must be a CPU or CUDA tensor, got device ", t.device());
+}
+#define S3D_CHECK_DEVICE(x) s3d_check_device((x), #x)
+
+// An integer argument in [lo, hi] (sizes, counts and chunk lengths that the kernels loop over or
+// allocate with).
+inline void s3d_check_range(int64_t v, int64_t lo, int64_t hi, const char* name) {
+  TORCH_CHECK_VALUE(v >= lo && v <= hi, name, " must be in [", lo, ", ", hi, "], got ", v);
+}

@@ -7,14 +7,7 @@
 #pragma once
 #include <cstdint>
 
-// Host and device (nvcc) versions of the small helpers below.
-#ifndef S3D_HD
-#if defined(__CUDACC__)
-#define S3D_HD __host__ __device__
-#else
-#define S3D_HD
-#endif
-#endif
+#include "common/host_device.h"  // S3D_HD: host and device (nvcc) versions of the helpers below
 
 namespace s3d {
 

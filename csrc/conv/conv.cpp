@@ -1,4 +1,5 @@
 #include "conv/conv.h"
+#include "conv/conv_cpu_direct.h"
 #include "common/checks.h"
 #include "common/no_autocast.h"
 
@@ -10,6 +11,9 @@ static void check_table(const at::Tensor& nbr, int64_t rows, const char* rows_na
   TORCH_CHECK_VALUE(nbr.size(0) == rows, "nbr must have ", rows_name, " = ", rows, " rows, got shape ",
                     nbr.sizes());
 }
+
+// rows per tile: each thread allocates [tile, C] buffers, so a tile is bounded
+static void check_tile(int64_t tile) { s3d_check_range(tile, 1, int64_t(1) << 20, "tile"); }
 
 at::Tensor conv_forward(const at::Tensor& feats, const at::Tensor& weight, const at::Tensor& nbr, int64_t tile) {
   const NoAutocast no_autocast;
@@ -23,7 +27,9 @@ at::Tensor conv_forward(const at::Tensor& feats, const at::Tensor& weight, const
   check_table(nbr, nbr.size(0), "N_out");
   TORCH_CHECK_TYPE(feats.scalar_type() == weight.scalar_type(), "feats and weight must have one dtype, got ",
                    feats.scalar_type(), " and ", weight.scalar_type());
-  TORCH_CHECK_VALUE(tile >= 1, "tile must be >= 1, got ", tile);
+  s3d_check_float(feats, "feats");
+  check_tile(tile);
+  S3D_CHECK_DEVICE(feats);
   S3D_CHECK_SAME_DEVICE(feats, weight);
   S3D_CHECK_SAME_DEVICE(feats, nbr);
   if (feats.is_cuda()) {
@@ -44,7 +50,9 @@ at::Tensor conv_weight_grad(const at::Tensor& feats, const at::Tensor& grad_out,
   check_table(nbr, grad_out.size(0), "N_out (rows of grad_out)");
   TORCH_CHECK_TYPE(feats.scalar_type() == grad_out.scalar_type(), "feats and grad_out must have one dtype, got ",
                    feats.scalar_type(), " and ", grad_out.scalar_type());
-  TORCH_CHECK_VALUE(tile >= 1, "tile must be >= 1, got ", tile);
+  s3d_check_float(feats, "feats");
+  check_tile(tile);
+  S3D_CHECK_DEVICE(feats);
   S3D_CHECK_SAME_DEVICE(feats, grad_out);
   S3D_CHECK_SAME_DEVICE(feats, nbr);
   if (feats.is_cuda()) {
@@ -71,4 +79,13 @@ void init_conv(pybind11::module_& m) {
   m.def("weight_grad", &s3d::conv_weight_grad, py::arg("feats"), py::arg("grad_out"), py::arg("nbr"),
         py::arg("tile") = 2048,
         "feats [N_in, C_in], grad_out [N_out, C_out], nbr int32 [N_out, K] -> [K, C_in, C_out]");
+  m.def(
+      "direct_kernels",
+      [](const at::Tensor& feats, int64_t c_in, int64_t c_out) {
+        return std::make_tuple(s3d::conv_direct_forward_ok(feats.scalar_type(), c_out),
+                               s3d::conv_direct_weight_grad_ok(feats.scalar_type(), c_in, c_out));
+      },
+      py::arg("feats"), py::arg("c_in"), py::arg("c_out"),
+      "(forward, weight_grad): whether CPU tensors like feats with C_in -> C_out channels take the direct AVX2 "
+      "kernels (conv/conv_cpu_direct.cpp) instead of the tiled GEMM path");
 }

@@ -1,4 +1,6 @@
-// CPU sparse convolution: output rows are cut into tiles; each thread owns whole tiles, so
+// CPU sparse convolution. float32 with C_out a multiple of 8 up to 64 (the channel counts of sparse
+// networks) goes to the direct kernels of conv_cpu_direct.cpp when the CPU has AVX2 + FMA (the weight
+// gradient only up to C_in * C_out = 1024); every other case takes the tiled GEMM path of this file: output rows are cut into tiles; each thread owns whole tiles, so
 // the scatter needs no atomics and results do not depend on the thread count. Per tile
 // and kernel offset the active rows are gathered into a small buffer that stays in cache,
 // multiplied with one GEMM (MKL through at::mm, single-threaded inside the parallel region)
@@ -13,43 +15,11 @@
 #include <cstring>
 #include <vector>
 #include "conv/conv.h"
+#include "conv/conv_cpu_direct.h"
+#include "conv/tile_rows.h"
 
 namespace s3d {
 namespace {
-
-struct TileRows {
-  std::vector<int32_t> dst;  // rows inside the output (absolute)
-  std::vector<int32_t> src;  // matching rows of the input
-  int64_t count = 0;
-  bool contiguous = false;  // every output row of the tile present, sources one ascending run
-};
-
-// Collects the pairs of offset k in rows [r0, r1); flags an index >= n_in in *bad.
-inline void collect(const int32_t* nbr, int64_t k_total, int64_t k, int64_t r0, int64_t r1, int64_t n_in,
-                    TileRows& t, bool* bad) {
-  int64_t m = 0;
-  bool run = true;
-  int32_t first = -1;
-  for (int64_t r = r0; r < r1; ++r) {
-    const int32_t s = nbr[r * k_total + k];
-    if (s < 0) {
-      run = false;
-      continue;
-    }
-    if (s >= n_in) {
-      *bad = true;
-      run = false;
-      continue;
-    }
-    if (m == 0) first = s;
-    run = run && (s == first + m);
-    t.dst[m] = static_cast<int32_t>(r);
-    t.src[m] = s;
-    ++m;
-  }
-  t.count = m;
-  t.contiguous = run && m == (r1 - r0);
-}
 
 inline void gather_rows(const char* base, int64_t row_bytes, const int32_t* idx, int64_t m, char* dst) {
   for (int64_t j = 0; j < m; ++j) std::memcpy(dst + j * row_bytes, base + idx[j] * row_bytes, row_bytes);
@@ -78,6 +48,12 @@ at::Tensor conv_forward_cpu(const at::Tensor& feats, const at::Tensor& weight, c
   const int64_t n_out = nbr.size(0);
   at::Tensor out = at::zeros({n_out, c_out}, feats.options());
   if (n_out == 0 || k_total == 0 || c_in == 0 || c_out == 0) return out;
+  if (conv_direct_forward_ok(feats.scalar_type(), c_out)) {
+    bool bad = false;
+    conv_forward_direct(feats, weight, nbr, tile, out, &bad);
+    TORCH_CHECK_VALUE(!bad, "nbr holds an index >= N_in = ", n_in, " (rows of feats)");
+    return out;
+  }
   const int32_t* nb = nbr.data_ptr<int32_t>();
   const int64_t n_tiles = (n_out + tile - 1) / tile;
   const int64_t row_bytes = c_in * feats.element_size();
@@ -87,15 +63,13 @@ at::Tensor conv_forward_cpu(const at::Tensor& feats, const at::Tensor& weight, c
       at::NoGradGuard no_grad;  // grad mode is thread-local; worker threads must not record
       at::Tensor gbuf = at::empty({tile, c_in}, feats.options());
       at::Tensor pbuf = at::empty({tile, c_out}, feats.options());
-      TileRows t;
-      t.dst.resize(tile);
-      t.src.resize(tile);
+      TileRows t(tile);
       bool local_bad = false;
       for (int64_t ti = tb; ti < te; ++ti) {
         const int64_t r0 = ti * tile, r1 = std::min(n_out, r0 + tile);
         at::Tensor out_tile = out.narrow(0, r0, r1 - r0);
         for (int64_t k = 0; k < k_total; ++k) {
-          collect(nb, k_total, k, r0, r1, n_in, t, &local_bad);
+          collect_tile_rows(nb, k_total, k, r0, r1, n_in, t, &local_bad);
           if (t.count == 0) continue;
           const at::Tensor wk = weight[k];
           if (t.contiguous) {
@@ -127,6 +101,12 @@ at::Tensor conv_weight_grad_cpu(const at::Tensor& feats, const at::Tensor& grad_
   const int64_t k_total = nbr.size(1);
   if (n_out == 0 || k_total == 0 || c_in == 0 || c_out == 0)
     return at::zeros({k_total, c_in, c_out}, feats.options());
+  if (conv_direct_weight_grad_ok(feats.scalar_type(), c_in, c_out)) {
+    bool bad = false;
+    at::Tensor grad_weight = conv_weight_grad_direct(feats, grad_out, nbr, tile, &bad);
+    TORCH_CHECK_VALUE(!bad, "nbr holds an index >= N_in = ", n_in, " (rows of feats)");
+    return grad_weight;
+  }
   const int32_t* nb = nbr.data_ptr<int32_t>();
   const int64_t n_tiles = (n_out + tile - 1) / tile;
   // A fixed number of chunks, each with its own partial sum, added in order: deterministic.
@@ -139,9 +119,7 @@ at::Tensor conv_weight_grad_cpu(const at::Tensor& feats, const at::Tensor& grad_
     at::NoGradGuard no_grad;
     at::Tensor xbuf = at::empty({tile, c_in}, feats.options());
     at::Tensor gbuf = at::empty({tile, c_out}, feats.options());
-    TileRows t;
-    t.dst.resize(tile);
-    t.src.resize(tile);
+    TileRows t(tile);
     bool local_bad = false;
     for (int64_t c = cb; c < ce; ++c) {
       at::Tensor acc = partial[c];
@@ -149,7 +127,7 @@ at::Tensor conv_weight_grad_cpu(const at::Tensor& feats, const at::Tensor& grad_
       for (int64_t ti = t0; ti < t1; ++ti) {
         const int64_t r0 = ti * tile, r1 = std::min(n_out, r0 + tile);
         for (int64_t k = 0; k < k_total; ++k) {
-          collect(nb, k_total, k, r0, r1, n_in, t, &local_bad);
+          collect_tile_rows(nb, k_total, k, r0, r1, n_in, t, &local_bad);
           if (t.count == 0) continue;
           at::Tensor acc_k = acc[k];
           if (t.contiguous) {

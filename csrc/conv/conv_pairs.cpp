@@ -5,6 +5,7 @@
 #include "conv/conv_pairs.h"
 #include "common/checks.h"
 #include "common/no_autocast.h"
+#include <limits>
 
 namespace s3d {
 
@@ -22,7 +23,9 @@ ConvPairs conv_pairs(const at::Tensor& nbr, int64_t n_in) {
   const NoAutocast no_autocast;
   S3D_CHECK_DIM(nbr, 2);
   S3D_CHECK_DTYPE(nbr, at::kInt);
-  TORCH_CHECK_VALUE(n_in >= 0, "n_in must be >= 0, got ", n_in);
+  S3D_CHECK_DEVICE(nbr);
+  // rows are int32 indices; a larger n_in would only size the swapped pairs' output (an n_in-row allocation)
+  s3d_check_range(n_in, 0, std::numeric_limits<int32_t>::max(), "n_in");
   const int64_t n_out = nbr.size(0), k_total = nbr.size(1);
   ConvPairs p;
   p.n_in = n_in;
@@ -67,6 +70,7 @@ at::Tensor conv_forward_pairs(const at::Tensor& feats, const at::Tensor& weight,
   TORCH_CHECK_TYPE(feats.scalar_type() == weight.scalar_type(), "feats and weight must have one dtype, got ",
                    feats.scalar_type(), " and ", weight.scalar_type());
   s3d_check_float(feats, "feats");
+  S3D_CHECK_DEVICE(feats);
   S3D_CHECK_SAME_DEVICE(feats, weight);
   if (feats.is_cuda()) {
 #ifdef WITH_CUDA
@@ -87,6 +91,7 @@ void check_weight_grad_pairs_args(const at::Tensor& feats, const at::Tensor& gra
   TORCH_CHECK_TYPE(feats.scalar_type() == grad_out.scalar_type(), "feats and grad_out must have one dtype, got ",
                    feats.scalar_type(), " and ", grad_out.scalar_type());
   s3d_check_float(feats, "feats");
+  S3D_CHECK_DEVICE(feats);
   S3D_CHECK_SAME_DEVICE(feats, grad_out);
 }
 

@@ -3,6 +3,7 @@
 // device), and the Python bindings.
 #include "conv/implicit_gemm.h"
 #include <algorithm>
+#include <limits>
 #include "common/checks.h"
 #include "common/no_autocast.h"
 #include "conv/implicit_gemm.cuh"
@@ -13,7 +14,8 @@ ImplicitTable implicit_table(const at::Tensor& nbr, int64_t n_in, bool sort_rows
   const NoAutocast no_autocast;
   S3D_CHECK_DIM(nbr, 2);
   S3D_CHECK_DTYPE(nbr, at::kInt);
-  TORCH_CHECK_VALUE(n_in >= 0, "n_in must be >= 0, got ", n_in);
+  S3D_CHECK_DEVICE(nbr);
+  s3d_check_range(n_in, 0, std::numeric_limits<int32_t>::max(), "n_in");  // rows are int32 indices
   ImplicitTable t;
   t.nbr = nbr.contiguous();
   t.n_in = n_in;
@@ -31,11 +33,17 @@ ImplicitTable implicit_table(const at::Tensor& nbr, int64_t n_in, bool sort_rows
 }
 
 at::Tensor implicit_chunks(const ConvPairs& p, int64_t chunk, int64_t c_in, int64_t c_out) {
+  // chunk <= 0 picks a size; a chunk is at most the pairs of one offset, so larger values add nothing
+  s3d_check_range(chunk, std::numeric_limits<int64_t>::min(), int64_t(1) << 40, "chunk");
+  s3d_check_range(c_in, 0, std::numeric_limits<int32_t>::max(), "c_in");
+  s3d_check_range(c_out, 0, std::numeric_limits<int32_t>::max(), "c_out");
   const int64_t* b = p.begin.data_ptr<int64_t>();
   const int64_t k_total = p.num_offsets(), total = b[k_total];
   if (chunk <= 0) {
     const int64_t tiles = ((c_in + igemm::kBM - 1) / igemm::kBM) * ((c_out + igemm::kBN - 1) / igemm::kBN);
-    const int64_t want = (total * std::max<int64_t>(tiles, 1) + 2047) / 2048;  // about 2048 blocks
+    // about 2048 blocks; with >= 2048 tiles one chunk per offset already gives that many (and the
+    // clamp keeps total * tiles inside int64)
+    const int64_t want = (total * std::clamp<int64_t>(tiles, 1, 2048) + 2047) / 2048;
     chunk = std::max<int64_t>(8 * igemm::kBK, (want + igemm::kBK - 1) / igemm::kBK * igemm::kBK);
   }
   std::vector<int64_t> rows;
@@ -75,15 +83,16 @@ static void check_forward(const at::Tensor& feats, const at::Tensor& weight, con
   TORCH_CHECK_TYPE(feats.scalar_type() == weight.scalar_type(), "feats and weight must have one dtype, got ",
                    feats.scalar_type(), " and ", weight.scalar_type());
   s3d_check_float(feats, "feats");
+  S3D_CHECK_DEVICE(feats);
   S3D_CHECK_SAME_DEVICE(feats, weight);
   TORCH_CHECK_VALUE(feats.device() == t.nbr.device(), "feats must be on the table's device ", t.nbr.device(),
                     ", got ", feats.device());
 }
 
 static void require_cuda(const at::Tensor& feats, const char* name) {
-  TORCH_CHECK_VALUE(feats.is_cuda(), name, " runs the implicit-GEMM CUDA kernels and takes CUDA tensors, got ",
-                    feats.device(), " (CPU tensors: conv.forward / conv.weight_grad; ", name,
-                    "_emulated runs the kernel source on the CPU for tests)");
+  TORCH_CHECK_VALUE(feats.is_cuda(), name, " runs the implicit-GEMM CUDA kernels and takes CUDA tensors: feats "
+                    "must be on a CUDA device, got ", feats.device(), " (CPU tensors: conv.forward / conv.weight_grad; ",
+                    name, "_emulated runs the kernel source on the CPU for tests)");
 }
 
 at::Tensor conv_forward_implicit(const at::Tensor& feats, const at::Tensor& weight, const ImplicitTable& t) {

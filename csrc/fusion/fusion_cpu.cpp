@@ -29,7 +29,21 @@ struct Camera {
   double R[9], t[3];  // camera_to_world
 };
 
+// 'meta' tensors (and other backends) hold no data to read
+void check_has_data(const torch::Tensor& t, const char* name) {
+  TORCH_CHECK_VALUE(t.device().is_cpu() || t.device().is_cuda(), name, ": expected a CPU or CUDA tensor, got device ",
+                    t.device());
+}
+
+// tensors the CPU loops read directly ('meta' and CUDA tensors have no host data)
+void check_cpu(const torch::Tensor& t, const char* name) {
+  TORCH_CHECK_VALUE(t.device().is_cpu(), name, ": expected a CPU tensor (CUDA fusion is not compiled), got device ",
+                    t.device());
+}
+
 Camera make_camera(const torch::Tensor& intrinsic, const torch::Tensor& camera_to_world) {
+  check_has_data(intrinsic, "intrinsic");
+  check_has_data(camera_to_world, "camera_to_world");
   TORCH_CHECK(intrinsic.dim() == 2 && intrinsic.size(0) == 3 && intrinsic.size(1) == 3,
               "intrinsic: expected shape [3, 3], got ", intrinsic.sizes());
   TORCH_CHECK(camera_to_world.dim() == 2 && camera_to_world.size(0) == 4 && camera_to_world.size(1) == 4,
@@ -83,7 +97,10 @@ int64_t TSDFVolume::integrate(const torch::Tensor& depth_in, const torch::Tensor
                               const torch::Tensor& intrinsic, const torch::Tensor& camera_to_world,
                               double depth_max, int64_t touch_stride, int64_t threads) {
   check_depth(depth_in);
-  TORCH_CHECK(threads >= 0, "threads: expected >= 0 (0 = OpenMP default), got ", threads);
+  // an OpenMP team of at most kMaxThreads threads (threads is cast to int for OpenMP)
+  constexpr int64_t kMaxThreads = 1024;
+  TORCH_CHECK_VALUE(threads >= 0 && threads <= kMaxThreads, "threads: expected in [0, ", kMaxThreads,
+                    "] (0 = OpenMP default), got ", threads);
   TORCH_CHECK(touch_stride >= 1, "touch_stride: expected >= 1, got ", touch_stride);
   const bool use_color = with_color_ && color_in.defined() && color_in.numel() > 0;
   if (with_color_ && use_color) {
@@ -94,6 +111,7 @@ int64_t TSDFVolume::integrate(const torch::Tensor& depth_in, const torch::Tensor
     TORCH_CHECK(color_in.scalar_type() == torch::kUInt8, "color: expected uint8, got ", color_in.scalar_type());
   }
   TORCH_CHECK(depth_max > 0, "depth_max: expected > 0, got ", depth_max);
+  if (use_color) check_cpu(color_in, "color");
   const Camera cam = make_camera(intrinsic, camera_to_world);
   auto depth_t = depth_in.contiguous();
   auto color_t = use_color ? color_in.contiguous() : torch::Tensor();
@@ -294,6 +312,7 @@ torch::Tensor visibility(const torch::Tensor& coords_in, double voxel_size, cons
   TORCH_CHECK(coords_in.dim() == 2 && coords_in.size(1) == 3, "coords: expected shape [N, 3], got ", coords_in.sizes());
   TORCH_CHECK(coords_in.scalar_type() == torch::kInt32, "coords: expected int32, got ", coords_in.scalar_type());
   TORCH_CHECK(voxel_size > 0, "voxel_size: expected > 0, got ", voxel_size);
+  check_cpu(coords_in, "coords");
   check_depth(depth_in);
   const Camera cam = make_camera(intrinsic, camera_to_world);
   auto coords_t = coords_in.contiguous();
@@ -336,12 +355,27 @@ torch::Tensor observed_grid(const torch::Tensor& depths_in, double depth_scale, 
               "camera_to_world: expected shape [", depths_in.size(0), ", 4, 4], got ", poses_in.sizes());
   TORCH_CHECK(origin_in.numel() == 3 && dims_in.numel() == 3, "origin, dims: expected 3 values each");
   TORCH_CHECK(depth_scale > 0 && voxel_size > 0, "depth_scale, voxel_size: expected > 0");
-  auto o_t = origin_in.to(torch::kInt64).contiguous();
-  auto d_t = dims_in.to(torch::kInt64).contiguous();
+  check_cpu(depths_in, "depths");
+  check_has_data(origin_in, "origin");
+  check_has_data(dims_in, "dims");
+  TORCH_CHECK_TYPE(!at::isFloatingType(origin_in.scalar_type()) && !at::isFloatingType(dims_in.scalar_type()) &&
+                       !at::isComplexType(origin_in.scalar_type()) && !at::isComplexType(dims_in.scalar_type()),
+                   "origin, dims: expected integer tensors, got ", origin_in.scalar_type(), " and ",
+                   dims_in.scalar_type());
+  auto o_t = origin_in.to(torch::kCPU, torch::kInt64).contiguous();
+  auto d_t = dims_in.to(torch::kCPU, torch::kInt64).contiguous();
   const int64_t* og = o_t.data_ptr<int64_t>();
   const int64_t* dm = d_t.data_ptr<int64_t>();
-  TORCH_CHECK(dm[0] >= 0 && dm[1] >= 0 && dm[2] >= 0 && dm[0] * dm[1] * dm[2] <= (int64_t(1) << 32),
-              "dims: expected non-negative sizes with at most 2^32 voxels");
+  // each size checked before the product, so the product cannot overflow
+  constexpr int64_t kMaxVoxels = int64_t(1) << 32, kMaxOrigin = int64_t(1) << 40;
+  for (int a = 0; a < 3; ++a) {
+    TORCH_CHECK_VALUE(dm[a] >= 0 && dm[a] <= kMaxVoxels, "dims: expected sizes in [0, 2^32], got dims[", a,
+                      "] = ", dm[a]);
+    TORCH_CHECK_VALUE(og[a] >= -kMaxOrigin && og[a] <= kMaxOrigin, "origin: expected values in [-2^40, 2^40], got origin[",
+                      a, "] = ", og[a]);
+  }
+  TORCH_CHECK_VALUE(dm[0] == 0 || dm[1] == 0 || dm[2] == 0 || dm[0] <= kMaxVoxels / dm[1] / dm[2],
+                    "dims: expected at most 2^32 voxels, got ", dm[0], " x ", dm[1], " x ", dm[2]);
   const int64_t F = depths_in.size(0), H = depths_in.size(1), W = depths_in.size(2);
   auto poses_t = poses_in.to(torch::kFloat64).contiguous();
   std::vector<Camera> cams;

@@ -9,6 +9,7 @@ static void check_coords(const at::Tensor& coords) {
   TORCH_CHECK_VALUE(coords.size(1) == 4, "coords must have shape [N, 4] (batch, x, y, z), got ",
                     coords.sizes());
   S3D_CHECK_DTYPE(coords, at::kInt);
+  S3D_CHECK_DEVICE(coords);
 }
 
 CoordHashTable build_hash_table(const at::Tensor& coords) {

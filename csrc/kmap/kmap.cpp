@@ -1,6 +1,7 @@
 #include "kmap/kmap.h"
 #include "common/checks.h"
 #include "kmap/wide_key.h"
+#include <limits>
 
 namespace s3d {
 
@@ -8,6 +9,7 @@ SortedCoords sort_coords(const at::Tensor& coords, int64_t mul) {
   S3D_CHECK_DIM(coords, 2);
   TORCH_CHECK_VALUE(coords.size(1) == 4, "coords must have shape [N, 4], got ", coords.sizes());
   S3D_CHECK_DTYPE(coords, at::kInt);
+  S3D_CHECK_DEVICE(coords);
   TORCH_CHECK_VALUE(mul >= 1 && mul <= 64, "mul must be in [1, 64], got ", mul);
   if (coords.is_cuda()) {
 #ifdef WITH_CUDA
@@ -23,6 +25,7 @@ at::Tensor neighbor_table(const SortedCoords& query, const SortedCoords& table, 
   S3D_CHECK_DIM(offsets, 2);
   TORCH_CHECK_VALUE(offsets.size(1) == 3, "offsets must have shape [K, 3], got ", offsets.sizes());
   S3D_CHECK_DTYPE(offsets, at::kInt);
+  S3D_CHECK_DEVICE(offsets);
   S3D_CHECK_SAME_DEVICE(query.keys, table.keys);
   TORCH_CHECK_VALUE(table.mul == 1, "the table side must be sorted with mul=1, got mul=", table.mul);
   at::Tensor off = offsets.to(at::kCPU).contiguous();
@@ -52,7 +55,9 @@ at::Tensor neighbor_table(const SortedCoords& query, const SortedCoords& table, 
 at::Tensor invert_table(const at::Tensor& nbr_out, int64_t n_in) {
   S3D_CHECK_DIM(nbr_out, 2);
   S3D_CHECK_DTYPE(nbr_out, at::kInt);
-  TORCH_CHECK_VALUE(n_in >= 0, "n_in must be >= 0, got ", n_in);
+  S3D_CHECK_DEVICE(nbr_out);
+  // the table's entries are int32 rows
+  s3d_check_range(n_in, 0, std::numeric_limits<int32_t>::max(), "n_in");
   if (nbr_out.is_cuda()) {
 #ifdef WITH_CUDA
     return invert_table_cuda(nbr_out.contiguous(), n_in);

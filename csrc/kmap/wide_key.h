@@ -7,14 +7,7 @@
 #include <cstdint>
 
 #include "common/coord_pack.h"
-
-#ifndef S3D_HD
-#if defined(__CUDACC__)
-#define S3D_HD __host__ __device__
-#else
-#define S3D_HD
-#endif
-#endif
+#include "common/host_device.h"
 
 namespace s3d {
 

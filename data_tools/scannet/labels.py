@@ -55,12 +55,24 @@ class LabelMap:
     @classmethod
     def from_tsv(cls, path: PathLike) -> "LabelMap":
         path = os.fspath(path)
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f, delimiter="\t")
-            if reader.fieldnames is None or "raw_category" not in reader.fieldnames or "nyu40id" not in reader.fieldnames:
-                raise ValueError(f"{path}: expected a tsv with columns raw_category and nyu40id, "
-                                 f"got {reader.fieldnames}")
-            rows = {r["raw_category"]: r for r in reader}
+        try:
+            with open(path, newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f, delimiter="\t")
+                if (reader.fieldnames is None or "raw_category" not in reader.fieldnames
+                        or "nyu40id" not in reader.fieldnames):
+                    raise ValueError(f"{path}: expected a tsv with columns raw_category and nyu40id, "
+                                     f"got {reader.fieldnames}")
+                rows = {r["raw_category"]: r for r in reader}
+        except (UnicodeDecodeError, csv.Error) as e:  # binary garbage, NUL bytes, a runaway quoted field
+            raise ValueError(f"{path}: not a readable label tsv: {e}") from e
+        for line, r in enumerate(rows.values(), 2):  # checked once here, not at every lookup
+            for col in ("nyu40id", "count"):
+                v = r.get(col)
+                if v and not (v.strip().isdigit() and (col != "nyu40id" or int(v.strip()) <= 255)):
+                    raise ValueError(f"{path}: row {line}: {col} must be a non-negative integer"
+                                     f"{' <= 255' if col == 'nyu40id' else ''}, got {v[:40]!r}")
+                if v:
+                    r[col] = v.strip()  # the lookups call int() on it (int() strips fewer characters)
         return cls(rows)
 
     def nyu40(self, raw_category: str) -> int:
@@ -90,9 +102,12 @@ def read_segs(path: PathLike) -> np.ndarray:
     try:
         with open(path, encoding="utf-8") as f:
             d = json.load(f)
-        return np.asarray(d["segIndices"], np.int64)
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        segs = np.asarray(d["segIndices"], np.int64)
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as e:  # ValueError: also bad json
         raise ValueError(f"{path}: not a ScanNet segs json (needs 'segIndices'): {e}") from e
+    if segs.ndim != 1:
+        raise ValueError(f"{path}: segIndices must be a flat list of ints, got shape {list(segs.shape)}")
+    return segs
 
 
 def read_aggregation(path: PathLike) -> List[Tuple[int, str, List[int]]]:
@@ -102,7 +117,7 @@ def read_aggregation(path: PathLike) -> List[Tuple[int, str, List[int]]]:
         with open(path, encoding="utf-8") as f:
             d = json.load(f)
         return [(int(g["objectId"]), str(g["label"]), [int(s) for s in g["segments"]]) for g in d["segGroups"]]
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as e:  # ValueError: also bad json
         raise ValueError(f"{path}: not a ScanNet aggregation json (needs segGroups with "
                          f"objectId/label/segments): {e}") from e
 

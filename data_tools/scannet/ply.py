@@ -23,6 +23,8 @@ import numpy as np
 
 from sparse3d.utils.mesh import write_ply  # noqa: F401 - the one PLY writer, re-exported here
 
+__all__ = ["PlyFormatError", "PlyMesh", "read_ply", "write_ply"]
+
 PathLike = Union[str, os.PathLike]
 
 _PLY_TYPES = {
@@ -48,6 +50,47 @@ class PlyMesh:
     extra: Optional[Dict[str, np.ndarray]] = None
 
 
+def _ply_type(name: str, path: str, lineno: int) -> str:
+    if name not in _PLY_TYPES:
+        raise PlyFormatError(f"{path}: header line {lineno}: unknown property type {name!r}")
+    return _PLY_TYPES[name]
+
+
+def _parse_header(header, path: str):
+    """(format, [(element name, count, [(prop, dtype) or ('list', count_t, item_t, name)])]) of the header
+    lines; PlyFormatError naming the file and line for anything malformed."""
+    fmt = None
+    elements: list = []
+    for lineno, line in enumerate(header, 1):
+        tok = line.split()
+        if not tok or tok[0] in ("ply", "comment", "obj_info"):
+            continue
+        bad = PlyFormatError(f"{path}: header line {lineno} is malformed: {line[:80]!r}")
+        if tok[0] == "format":
+            if len(tok) < 2:
+                raise bad
+            fmt = tok[1]
+        elif tok[0] == "element":
+            if len(tok) != 3 or not tok[2].isdigit():
+                raise bad
+            elements.append((tok[1], int(tok[2]), []))
+        elif tok[0] == "property":
+            if not elements:
+                raise PlyFormatError(f"{path}: property before any element")
+            if len(tok) >= 2 and tok[1] == "list":
+                if len(tok) != 5:
+                    raise bad
+                ct, it = _ply_type(tok[2], path, lineno), _ply_type(tok[3], path, lineno)
+                if ct[0] == "f":
+                    raise PlyFormatError(f"{path}: header line {lineno}: list count type {tok[2]!r} is not an integer")
+                elements[-1][2].append(("list", ct, it, tok[4]))
+            else:
+                if len(tok) != 3:
+                    raise bad
+                elements[-1][2].append((tok[2], _ply_type(tok[1], path, lineno)))
+    return fmt, elements
+
+
 def read_ply(path: PathLike) -> PlyMesh:
     """Read a binary PLY mesh (ScanNet layout or compatible)."""
     path = os.fspath(path)
@@ -57,27 +100,11 @@ def read_ply(path: PathLike) -> PlyMesh:
     if not data.startswith(b"ply") or end < 0:
         raise PlyFormatError(f"{path}: not a PLY file (missing 'ply' magic or 'end_header')")
     nl = data.find(b"\n", end)
+    if nl < 0:
+        raise PlyFormatError(f"{path}: no line break after 'end_header'")
     header = data[:end].decode("ascii", errors="replace").splitlines()
     body = memoryview(data)[nl + 1:]
-    fmt = None
-    elements = []  # (name, count, [(prop, dtype) or ('list', count_t, item_t, name)])
-    for line in header:
-        tok = line.split()
-        if not tok:
-            continue
-        if tok[0] == "format":
-            fmt = tok[1]
-        elif tok[0] == "element":
-            elements.append((tok[1], int(tok[2]), []))
-        elif tok[0] == "property":
-            if not elements:
-                raise PlyFormatError(f"{path}: property before any element")
-            if tok[1] == "list":
-                elements[-1][2].append(("list", _PLY_TYPES[tok[2]], _PLY_TYPES[tok[3]], tok[4]))
-            else:
-                if tok[1] not in _PLY_TYPES:
-                    raise PlyFormatError(f"{path}: unknown property type {tok[1]!r}")
-                elements[-1][2].append((tok[2], _PLY_TYPES[tok[1]]))
+    fmt, elements = _parse_header(header, path)
     if fmt not in ("binary_little_endian", "binary_big_endian"):
         raise PlyFormatError(f"{path}: expected a binary PLY, got format {fmt!r} (use trimesh for ascii)")
     bo = "<" if fmt == "binary_little_endian" else ">"
@@ -106,6 +133,8 @@ def read_ply(path: PathLike) -> PlyMesh:
                     raise PlyFormatError(f"{path}: truncated in element {name!r} item {k}")
                 n = int(np.frombuffer(body[pos:pos + ct_size], bo + ct)[0])
                 pos += ct_size
+                if n < 0:
+                    raise PlyFormatError(f"{path}: element {name!r} item {k}: negative list length {n}")
                 if pos + n * it_size > len(body):
                     raise PlyFormatError(f"{path}: truncated in element {name!r} item {k}")
                 lists.append(np.frombuffer(body[pos:pos + n * it_size], bo + it))
@@ -115,9 +144,17 @@ def read_ply(path: PathLike) -> PlyMesh:
                 for l in lists:  # fan-triangulate polygons
                     for j in range(1, len(l) - 1):
                         tris.append((l[0], l[j], l[j + 1]))
-                faces = np.asarray(tris, np.int32).reshape(-1, 3)
+                faces = np.asarray(tris, np.float64).reshape(-1, 3)  # any index type, range-checked below
+                if faces.size and not (np.all(faces >= 0) and np.all(faces < 2**31)):
+                    raise PlyFormatError(f"{path}: face indices out of range")
+                faces = faces.astype(np.int32)
         else:
-            dt = np.dtype([(p[0], bo + p[1]) for p in props])
+            try:
+                dt = np.dtype([(p[0], bo + p[1]) for p in props])
+            except (ValueError, TypeError) as e:  # e.g. a property name given twice
+                raise PlyFormatError(f"{path}: element {name!r}: bad properties: {e}") from e
+            if dt.itemsize == 0:  # no properties: the element takes no bytes
+                continue
             need = count * dt.itemsize
             if len(body) - pos < need:
                 raise PlyFormatError(f"{path}: truncated in element {name!r}: expected {need} bytes, "

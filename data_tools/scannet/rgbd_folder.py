@@ -54,8 +54,11 @@ class RGBDFolder:
         elif os.path.isfile(os.path.join(self.root, "intrinsic", "intrinsic_depth.txt")):
             self.layout = "scannet_export"
             self.intrinsic = read_matrix(os.path.join(self.root, "intrinsic", "intrinsic_depth.txt"), (3, 3))
-            self.ids = sorted(int(os.path.splitext(p)[0]) for p in os.listdir(os.path.join(self.root, "depth"))
-                              if p.endswith(".png"))
+            depth_dir = os.path.join(self.root, "depth")
+            if not os.path.isdir(depth_dir):
+                raise ValueError(f"{self.root}: ScanNet export layout without a depth/ folder")
+            pat = re.compile(r"^(\d+)\.png$")
+            self.ids = sorted(int(m.group(1)) for p in os.listdir(depth_dir) if (m := pat.match(p)))
         else:
             raise ValueError(f"{self.root}: not an RGB-D folder: expected camera-intrinsics.txt "
                              f"(7-Scenes layout) or intrinsic/intrinsic_depth.txt (ScanNet export layout)")

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
@@ -162,6 +162,8 @@ class SensReader:
         (nf,) = struct.unpack("<Q", _read_exact(f, 8, p, "frame count"))
         if max(cw, ch, dw, dh) > 1 << 15 or nf > 1 << 32:
             raise SensFormatError(f"{p}: corrupt header: sizes {cw}x{ch}, {dw}x{dh}, {nf} frames")
+        if not (np.isfinite(shift) and shift > 0):
+            raise SensFormatError(f"{p}: corrupt header: depth shift {shift} (expected a finite value > 0)")
         return SensHeader(version, name, mats[0], mats[1], mats[2], mats[3], COLOR_COMPRESSION[cc],
                           DEPTH_COMPRESSION[dc], cw, ch, dw, dh, float(shift), int(nf))
 
@@ -192,6 +194,10 @@ class SensReader:
         if len(b) != 8:
             raise SensFormatError(f"{p}: truncated IMU count after the last frame")
         (n,) = struct.unpack("<Q", b)
+        room = os.fstat(f.fileno()).st_size - f.tell()
+        if n > room // _IMU_RECORD.size:  # checked before reading (a corrupt count would allocate n * 128 bytes)
+            raise SensFormatError(f"{p}: truncated IMU records: the count says {n} records "
+                                  f"({n * _IMU_RECORD.size} bytes), the file has {room} bytes left")
         raw = f.read(n * _IMU_RECORD.size)
         if len(raw) != n * _IMU_RECORD.size:
             raise SensFormatError(f"{p}: truncated IMU records: expected {n} records "
@@ -239,6 +245,7 @@ class SensReader:
                     raise ValueError(f"raw color has {len(data)} bytes, expected {h.color_width * h.color_height * 3}")
                 img = np.frombuffer(data, np.uint8).reshape(h.color_height, h.color_width, 3).copy()
             elif comp in ("png", "jpeg"):
+                _check_image_size(data, h.color_width, h.color_height)  # before decoding: no bomb
                 img = decode_image(data)
                 if img.ndim == 2:
                     img = np.repeat(img[..., None], 3, axis=2)
@@ -259,7 +266,14 @@ class SensReader:
         comp = h.depth_compression
         try:
             if comp == "zlib_ushort":
-                raw = zlib.decompress(data)
+                # at most one byte more than the header's size is inflated: a corrupt (or hostile)
+                # payload cannot expand to gigabytes
+                z = zlib.decompressobj()
+                raw = z.decompress(data, n + 1)
+                if len(raw) == n and not z.eof:
+                    raw += z.decompress(z.unconsumed_tail, 1)
+                if len(raw) == n and not z.eof:
+                    raise ValueError(f"zlib stream is incomplete or longer than {n} bytes")
             elif comp == "raw_ushort":
                 raw = data
             else:
@@ -320,6 +334,18 @@ class SensReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _check_image_size(data: bytes, width: int, height: int) -> None:
+    """Raise ValueError unless the png/jpeg ``data`` declares ``width`` x ``height`` (read from its header,
+    before any pixel is decoded)."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        if im.size != (width, height):
+            raise ValueError(f"the image is {im.size[0]}x{im.size[1]}, the header says {width}x{height}")
 
 
 def matrix_to_text(m: np.ndarray) -> str:

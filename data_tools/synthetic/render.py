@@ -5,10 +5,12 @@ along K^-1 [u, v, 1] (pixel centres at integer coordinates, as in ScanNet's intr
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import open3d as o3d
+
+from .appearance import FrameLight, ObjectTextures
 
 
 def look_at_pose(position: np.ndarray, yaw: float, pitch: float) -> np.ndarray:
@@ -47,14 +49,23 @@ def room_trajectory(size: Tuple[float, float, float], n_frames: int, seed: int) 
 class MeshRenderer:
     """Renders depth (metres), colour and per-pixel triangle ids of a mesh.
 
-    vertices float [N,3]; faces int [M,3]; face_colors uint8 [M,3].
+    vertices float [N,3]; faces int [M,3]; face_colors uint8 [M,3]; optional per-pixel solid textures:
+    textures (one per object) with face_object int [M] (the object of each face). Textures and lighting
+    change colour only: depth and triangle ids do not depend on them.
     """
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, face_colors: np.ndarray):
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, face_colors: np.ndarray,
+                 textures: Optional[ObjectTextures] = None, face_object: Optional[np.ndarray] = None):
         self.scene = o3d.t.geometry.RaycastingScene()
         self.scene.add_triangles(o3d.core.Tensor(np.asarray(vertices, np.float32)),
                                  o3d.core.Tensor(np.asarray(faces, np.uint32)))
         self.face_colors = np.asarray(face_colors, np.uint8)
+        if (textures is None) != (face_object is None):
+            raise ValueError("textures and face_object must be given together (or neither)")
+        if face_object is not None and len(face_object) != len(faces):
+            raise ValueError(f"face_object: expected one object per face ({len(faces)}), got {len(face_object)}")
+        self.textures = textures
+        self.face_object = None if face_object is None else np.asarray(face_object, np.int64)
         self._rays_key = None
 
     def _camera_rays(self, K: np.ndarray, width: int, height: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -68,9 +79,13 @@ class MeshRenderer:
         return self._rays
 
     def render(self, intrinsic: np.ndarray, camera_to_world: np.ndarray, width: int, height: int,
-               depth_max: float = 10.0, shade: bool = True) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+               depth_max: float = 10.0, shade: bool = True, light: Optional[FrameLight] = None
+               ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(depth float32 [H,W] metres along the optical axis (0 = no hit), color uint8 [H,W,3],
-        triangle id int64 [H,W] (-1 = no hit))."""
+        triangle id int64 [H,W] (-1 = no hit)). light: the frame's lighting (needs shade=True); None = a
+        head light (0.55 + 0.45 |cos|)."""
+        if light is not None and not shade:
+            raise ValueError("light needs shade=True (an unshaded render has no lighting)")
         K = np.asarray(intrinsic, np.float64)[:3, :3]
         d_cam, inv_norm = self._camera_rays(K, width, height)
         R, t = camera_to_world[:3, :3], camera_to_world[:3, 3]
@@ -87,9 +102,15 @@ class MeshRenderer:
         idx = np.flatnonzero(hit)
         if len(idx):
             c = self.face_colors[tri[idx]].astype(np.float32)
+            if self.textures is not None:
+                pts = rays[idx, :3].astype(np.float64) + z[idx, None].astype(np.float64) * rays[idx, 3:]
+                c = self.textures.apply(c, pts, self.face_object[tri[idx]])
             if shade:
                 n = ans["primitive_normals"].numpy()[idx]
                 cos = np.abs(np.einsum("ij,ij->i", n, rays[idx, 3:])) * inv_norm[idx]
-                c *= (0.55 + 0.45 * cos)[:, None]
+                if light is None:
+                    c *= (0.55 + 0.45 * cos)[:, None]
+                else:
+                    c *= light.shade(n, cos)
             color[idx] = np.clip(c, 0, 255).astype(np.uint8)
         return depth, color.reshape(height, width, 3), tri.reshape(height, width)

@@ -23,6 +23,8 @@ from .mesh_grid import box_grid_mesh
 from .parts import Box, Group
 from .room_types import RAW_TO_NYU40, ROOM_SPECS, ROOM_TYPES, Item  # noqa: F401 - RAW_TO_NYU40 re-exported
 
+__all__ = ["MAX_EDGE", "RAW_TO_NYU40", "Room", "RoomObject", "make_room"]
+
 MAX_EDGE = 0.1  # metres: no mesh edge is longer (see mesh_grid)
 _GAP, _GAP_Z, _CAM_CLEAR, _WALL_T = 0.06, 0.02, 0.3, 0.1
 
@@ -31,7 +33,8 @@ _GAP, _GAP_Z, _CAM_CLEAR, _WALL_T = 0.06, 0.02, 0.3, 0.1
 class RoomObject:
     """One labelled object: vertices float64 [V,3], faces int64 [F,3] (local to the object), part int64 [V]
     (one segment per box), colors uint8 [V,3]; group: index into Room.boxes of the group it was placed with
-    (-1 for the floor and walls)."""
+    (-1 for the floor and walls); color_key: the key of colors.CLASS_MATERIALS its colours came from
+    (None: the raw category)."""
 
     raw_category: str
     vertices: np.ndarray
@@ -39,6 +42,7 @@ class RoomObject:
     part: np.ndarray
     colors: np.ndarray
     group: int = -1
+    color_key: Optional[str] = None
 
 
 @dataclass
@@ -150,6 +154,7 @@ def _mesh_group(rng: np.random.Generator, g: Group, yaw: float, off: np.ndarray,
                 shared[p.share] = cols
         out.append(_object(rng, p.raw, p.boxes, cols, R, off, max_edge))
         out[-1].group = group
+        out[-1].color_key = p.color_key or p.raw
     return out
 
 

@@ -10,6 +10,14 @@
     <out_root>/sceneXXXX_00/sceneXXXX_00_vh_clean_2.0.010000.segs.json
     <out_root>/sceneXXXX_00/sceneXXXX_00.aggregation.json
     <out_root>/sceneXXXX_00/sceneXXXX_00.txt                         ScanNet metadata (key = value)
+    <out_root>/sceneXXXX_00/sceneXXXX_00_2d-label-filt.zip           per-frame label images (label-filt/<i>.png,
+                                                                     16-bit ScanNet label ids, see
+                                                                     data_tools.scannet.label_images)
+
+appearance "plain": flat per-instance colours (`colors`) under a head light; "textured": the same colours
+with per-instance solid textures finer than a voxel and per-frame lighting (`appearance`), the mesh's vertex
+colours being the texture averages. Both draw geometry from the same stream: meshes, depth and poses are
+bit-identical across appearances.
 
 Scene k of a call uses seed `seed * 1000 + k` and room type `scene_room_type(first_index + k)`: the five
 types in rotation by scene number (scene0000 bedroom, scene0001 living room, scene0002 office,
@@ -26,14 +34,20 @@ import numpy as np
 
 from sparse3d.utils.atomic_io import atomic_write_json, atomic_write_text
 
+from ..scannet.label_images import label_zip_name, write_label_images
 from ..scannet.labels import LabelMap
 from ..scannet.ply import write_ply
 from ..scannet.sens import write_sens
+from .appearance import appearance_rng, draw_lights, draw_textures
+from .label_frames import label_frame, object_label_ids
 from .render import MeshRenderer, room_trajectory
 from .room import RAW_TO_NYU40, make_room
 from .room_types import ROOM_TYPES, SCANNET_SCENE_TYPES
 
 PathLike = Union[str, os.PathLike]
+
+
+APPEARANCES = ("plain", "textured")
 
 
 def nyu40_palette() -> np.ndarray:
@@ -79,14 +93,17 @@ def scanned_part(verts: np.ndarray, faces: np.ndarray, colors: np.ndarray, obj: 
 
 def generate_scene(out_root: PathLike, scene_id: str, seed: int, n_frames: int = 100, width: int = 320,
                    height: int = 240, depth_noise: float = 0.0, label_map: Optional[LabelMap] = None,
-                   overwrite: bool = False, room_type: Optional[str] = None) -> str:
+                   overwrite: bool = False, room_type: Optional[str] = None, appearance: str = "plain") -> str:
     """Generate one room and write it as a ScanNet scene folder; returns the folder.
 
     n_frames: RGB-D frames along the trajectory; width/height: image size (colour = depth size);
     depth_noise: std-dev (metres, at 1 m; scales with z^2) of Gaussian depth noise, 0 = exact;
     label_map: maps raw categories to nyu40 (default: the built-in table of the real tsv's ids);
-    room_type: one of ROOM_TYPES, None = drawn from the seed (`make_room`).
+    room_type: one of ROOM_TYPES, None = drawn from the seed (`make_room`);
+    appearance: "plain" or "textured" (module docstring).
     """
+    if appearance not in APPEARANCES:
+        raise ValueError(f"appearance: expected one of {list(APPEARANCES)}, got {appearance!r}")
     if n_frames < 1:
         raise ValueError(f"n_frames: expected >= 1, got {n_frames}")
     if width < 8 or height < 8:
@@ -101,13 +118,24 @@ def generate_scene(out_root: PathLike, scene_id: str, seed: int, n_frames: int =
     # render the trajectory; the triangles it sees are the scan's reconstruction (below)
     K = default_intrinsic(width, height)
     poses = room_trajectory(room.size, n_frames, seed + 7)
-    renderer = MeshRenderer(verts, faces, colors[faces[:, 0]])
+    face_obj = obj[faces[:, 0]].astype(np.int64)
+    face_label = object_label_ids([o.raw_category for o in room.objects])[face_obj]
+    lights = None
+    if appearance == "textured":
+        app = appearance_rng(seed)
+        textures = draw_textures(app, [o.color_key or o.raw_category for o in room.objects])
+        lights = draw_lights(app, n_frames)
+        renderer = MeshRenderer(verts, faces, colors[faces[:, 0]], textures, face_obj)
+        colors = textures.mean_colors(colors, obj)
+    else:
+        renderer = MeshRenderer(verts, faces, colors[faces[:, 0]])
     rng = np.random.default_rng(seed + 11)
-    cols, deps = [], []
+    cols, deps, labels = [], [], {}
     seen = np.zeros(len(faces), bool)
-    for pose in poses:
-        depth, color, tri = renderer.render(K, pose, width, height)
+    for i, pose in enumerate(poses):
+        depth, color, tri = renderer.render(K, pose, width, height, light=None if lights is None else lights[i])
         seen[tri[tri >= 0]] = True
+        labels[i] = label_frame(tri, face_label)
         if depth_noise > 0:
             valid = depth > 0
             depth = depth + valid * rng.normal(0, 1, depth.shape) * depth_noise * depth ** 2
@@ -139,8 +167,9 @@ def generate_scene(out_root: PathLike, scene_id: str, seed: int, n_frames: int =
             "mx_color": K[0, 2], "mx_depth": K[0, 2], "my_color": K[1, 2], "my_depth": K[1, 2],
             "numColorFrames": n_frames, "numDepthFrames": n_frames, "numIMUmeasurements": 0,
             "sceneType": SCANNET_SCENE_TYPES[room.room_type], "roomType": room.room_type,
-            "roomSize": f"{W:.4f} {D:.4f} {H:.4f}", "seed": seed}
+            "roomSize": f"{W:.4f} {D:.4f} {H:.4f}", "seed": seed, "appearance": appearance}
     atomic_write_text(p(".txt"), "".join(f"{k} = {v}\n" for k, v in meta.items()))
+    write_label_images(os.path.join(d, label_zip_name(scene_id)), labels)
     write_sens(sens_path, cols, deps, poses, K, K, depth_shift=1000.0, color_compression="jpeg",
                depth_compression="zlib_ushort")
     return d
@@ -148,15 +177,17 @@ def generate_scene(out_root: PathLike, scene_id: str, seed: int, n_frames: int =
 
 def generate_scenes(out_root: PathLike, n_scenes: int, seed: int = 0, n_frames: int = 100, width: int = 320,
                     height: int = 240, depth_noise: float = 0.0, first_index: int = 0,
-                    label_map: Optional[LabelMap] = None, room_types: Optional[Sequence[str]] = None) -> List[str]:
+                    label_map: Optional[LabelMap] = None, room_types: Optional[Sequence[str]] = None,
+                    appearance: str = "plain") -> List[str]:
     """Generate `n_scenes` rooms `scene{first_index+k:04d}_00` under `out_root`; returns their folders.
 
     Scene k: seed `seed * 1000 + k`, room type `scene_room_type(first_index + k, room_types)` (default: the
     five ROOM_TYPES in rotation by scene number). Deterministic in `seed`; existing scenes (with a `.sens`)
-    are kept.
+    are kept. appearance: "plain" | "textured" (module docstring).
     """
     if not isinstance(n_scenes, int) or n_scenes < 1:
         raise ValueError(f"n_scenes: expected an int >= 1, got {n_scenes!r}")
     types = [scene_room_type(first_index + k, room_types) for k in range(n_scenes)]
     return [generate_scene(out_root, f"scene{first_index + k:04d}_00", seed * 1000 + k, n_frames, width, height,
-                           depth_noise, label_map, room_type=types[k]) for k in range(n_scenes)]
+                           depth_noise, label_map, room_type=types[k], appearance=appearance)
+            for k in range(n_scenes)]

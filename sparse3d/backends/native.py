@@ -78,7 +78,7 @@ class NativeBackend(NeighborTableBackend):
     name = "native"
 
     def __init__(self, tile: int = 2048, gather: str = "auto") -> None:
-        self.tile = require_int(tile, "tile", low=1)
+        self.tile = require_int(tile, "tile", low=1, high=1 << 20)  # the C++ kernels' limit
         self.gather = require_choice(gather, "gather", GATHER_MODES)
 
     def plan(self, kmap: KernelMap) -> NativePlan:

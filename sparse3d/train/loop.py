@@ -10,12 +10,15 @@ Resume invariants: a checkpoint's ``step`` is the number of optimizer updates in
 (Ctrl-C is held while an update is applied, so an update is never half done or uncounted);
 ``metrics.jsonl`` is appended before the checkpoint is written, so it always covers the
 checkpoint's steps; on resume, rows of later steps and a partial last line (a kill during an
-append) are dropped. A Ctrl-C before an update restores the BatchNorm statistics its forward moved
-and checkpoints the updates done, so the interrupted step is redone exactly on resume.
+append) are dropped, and so are the temp files of atomic writes a killed run (kill -9) left in ``out``
+(tests/test_faults_kill.py kills runs at random points and mid-write and checks the resumed run's weights
+and metrics equal an uninterrupted one's). A Ctrl-C before an update restores the BatchNorm statistics its
+forward moved and checkpoints the updates done, so the interrupted step is redone exactly on resume.
 """
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import os
 import signal
@@ -29,12 +32,15 @@ from tqdm import tqdm
 
 from sparse3d.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from sparse3d.train.distributed import DistInfo, init_distributed, resolve_device, shutdown
-from sparse3d.train.jsonl import append_jsonl, truncate_jsonl
+from sparse3d.train.jsonl import append_jsonl, read_jsonl, truncate_jsonl
 from sparse3d.train.plots import plot_metrics
-from sparse3d.utils.atomic_io import atomic_write_json
+from sparse3d.utils.atomic_io import atomic_write_json, remove_stale_temps
 
 # LoopSettings.amp -> the autocast dtype of the forward pass and the loss (None: float32 throughout)
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# loss.png is redrawn at a checkpoint when this many seconds passed since the last drawing, and always at
+# the end or on Ctrl-C (a drawing costs ~0.3 s: at every checkpoint of the main job it was ~4% of training)
+PLOT_EVERY_S = 30.0
 
 
 @dataclass
@@ -131,6 +137,19 @@ def params_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+def _check_same_start(start: int, out: str, device: torch.device) -> None:
+    """Under DDP every process must resume from the same step (each reads ``<out>/last.pt`` itself): a
+    ValueError on every process otherwise (e.g. nodes that do not share ``out``), not a hang."""
+    import torch.distributed as dist
+    lo = torch.tensor([start], dtype=torch.int64, device=device)
+    hi = lo.clone()
+    dist.all_reduce(lo, op=dist.ReduceOp.MIN)
+    dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+    if int(lo) != int(hi):
+        raise ValueError(f"resume: the processes found different checkpoints in out={out!r} (steps {int(lo)} to "
+                         f"{int(hi)}): on several nodes, out must be a folder every node shares (the same path)")
+
+
 def run_steps(make_task: Callable[[DistInfo, torch.device], StepTask], settings: LoopSettings,
               resume: bool = True, progress: bool = True) -> Dict[str, float]:
     """Train; returns the last step's logged values. Under torchrun, every process calls this.
@@ -162,6 +181,8 @@ def _run(task: StepTask, s: LoopSettings, info: DistInfo, device: torch.device, 
     # float16 needs loss scaling (its small gradients underflow); bfloat16 has float32's range and does not
     scaler = torch.amp.GradScaler(device.type, enabled=s.amp == "fp16")
     os.makedirs(s.out, exist_ok=True)
+    if info.is_main:
+        remove_stale_temps(s.out)  # temp files of atomic writes a killed run (kill -9) left behind
     ckpt_path = os.path.join(s.out, "last.pt")
     jsonl = os.path.join(s.out, "metrics.jsonl")
     start = 0
@@ -177,9 +198,14 @@ def _run(task: StepTask, s: LoopSettings, info: DistInfo, device: torch.device, 
             net.load_state_dict(load_checkpoint(s.init, device, task=task.name, require=("model",))["model"])
         if info.is_main and os.path.isfile(jsonl):
             os.remove(jsonl)
+    if info.enabled:
+        _check_same_start(start, s.out, device)
     if info.is_main:
         truncate_jsonl(jsonl, start)
         atomic_write_json(os.path.join(s.out, "config.json"), task.config)
+        if start >= s.steps and os.path.isfile(jsonl):
+            # a run killed after its last checkpoint but before its plot: no checkpoint (and plot) comes again
+            plot_metrics(jsonl, os.path.join(s.out, "loss.png"), exclude=task.not_plotted)
     model: torch.nn.Module = net
     if info.enabled:
         model = torch.nn.parallel.DistributedDataParallel(
@@ -187,9 +213,16 @@ def _run(task: StepTask, s: LoopSettings, info: DistInfo, device: torch.device, 
     bar = tqdm(range(start, s.steps), initial=start, total=s.steps, desc=f"train {task.name}",
                disable=not (progress and info.is_main), dynamic_ncols=True)
     logs: Dict[str, float] = {}
+    if start >= s.steps and os.path.isfile(jsonl):  # nothing left to do (rerun of a finished or killed run):
+        rows = read_jsonl(jsonl)                     # the last step's logged values, as the run itself returned
+        logs = rows[-1] if rows else {}
     pending: List[Dict] = []
 
-    def checkpoint(step_done: int) -> None:
+    last_plot = -float("inf")  # perf_counter() of the last loss.png
+
+    def checkpoint(step_done: int, final: bool = False) -> None:
+        nonlocal last_plot
+        redraw = final or step_done >= s.steps or time.perf_counter() - last_plot >= PLOT_EVERY_S
         if info.is_main:
             # metrics first: the rows always cover the checkpoint's steps (later rows are cut on resume)
             append_jsonl(jsonl, pending)
@@ -199,7 +232,13 @@ def _run(task: StepTask, s: LoopSettings, info: DistInfo, device: torch.device, 
             if scaler.is_enabled():
                 state["scaler"] = scaler.state_dict()
             save_checkpoint(ckpt_path, state, task.name)
-            plot_metrics(jsonl, os.path.join(s.out, "loss.png"), exclude=task.not_plotted)
+            if redraw:
+                plot_metrics(jsonl, os.path.join(s.out, "loss.png"), exclude=task.not_plotted)
+        if redraw:
+            # reference cycles holding tensors pile up between Python's rare full collections: free them
+            # here, in every process (benchmarks/soak_memory.py: +50-60 MiB per 1,000 steps without)
+            gc.collect()
+            last_plot = time.perf_counter()
 
     done = start  # optimizer updates in the weights (what a checkpoint records)
     buffers: Optional[List[torch.Tensor]] = None  # BatchNorm statistics before the step in progress
@@ -236,7 +275,7 @@ def _run(task: StepTask, s: LoopSettings, info: DistInfo, device: torch.device, 
             with torch.no_grad():
                 for b, v in zip(net.buffers(), buffers):
                     b.copy_(v)
-        checkpoint(done)  # a step interrupted before its update is redone on resume; one after it is not
+        checkpoint(done, final=True)  # a step interrupted before its update is redone on resume; one after it is not
         raise
     if info.enabled:
         # DDP syncs buffers (BatchNorm running stats) at the start of each forward: sync the last update too

@@ -8,7 +8,8 @@ moved into place with ``os.replace``, so a reader (or a resumed run) never sees 
 
 The temp file is ``.<name>.<random>.tmp`` next to ``path`` (same file system, so the rename is atomic;
 its name never ends in the target's suffix, so globs like ``*.npz`` do not pick it up); it is removed
-when the writer raises. Parent folders are created.
+when the writer raises. Parent folders are created. A process killed mid-write (SIGKILL, out of memory)
+cannot remove it: a job that resumes in a folder it alone writes calls ``remove_stale_temps`` first.
 """
 from __future__ import annotations
 
@@ -16,14 +17,14 @@ import contextlib
 import json
 import os
 import tempfile
-from typing import IO, Any, Dict, Iterator, Union, cast
+from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Union, cast
 
 import numpy as np
 
 PathLike = Union[str, os.PathLike]
 
 __all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_save_npz",
-           "atomic_torch_save", "atomic_savefig"]
+           "atomic_torch_save", "atomic_savefig", "is_atomic_temp", "remove_stale_temps"]
 
 
 @contextlib.contextmanager
@@ -47,6 +48,32 @@ def atomic_open(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+
+
+def is_atomic_temp(name: str, target: Optional[str] = None) -> bool:
+    """Whether the file name ``name`` is a temp file of :func:`atomic_open` (of the file ``target`` when given)."""
+    prefix = "." + target + "." if target is not None else "."
+    return name.startswith(prefix) and name.endswith(".tmp") and len(name) > len(prefix) + len(".tmp")
+
+
+def remove_stale_temps(folder: PathLike, targets: Optional[Sequence[str]] = None) -> List[str]:
+    """Remove the temp files that :func:`atomic_open` left in ``folder`` (not its subfolders) when its process
+    was killed mid-write; only those of the file names ``targets`` when given. Returns the removed names.
+
+    Call it only where no other process is writing into ``folder`` at the same time (e.g. a job resuming in
+    its own output folder): a live writer's temp file looks the same."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        return []
+    removed = []
+    for entry in os.scandir(folder):
+        name = entry.name
+        if entry.is_file(follow_symlinks=False) and (
+                any(is_atomic_temp(name, t) for t in targets) if targets is not None else is_atomic_temp(name)):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(entry.path)
+                removed.append(name)
+    return sorted(removed)
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
