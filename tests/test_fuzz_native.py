@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fuzz_long  # noqa: E402  (beside this file; not a package)
+import fuzz_native_cases  # noqa: E402
 
 from sparse3d import _C  # noqa: E402
 
@@ -33,7 +34,7 @@ def worker():
 
 
 @SHORT
-@given(case=fuzz_long.native_cases())
+@given(case=fuzz_native_cases.native_cases())
 def test_native_entry_points_raise_named_errors_never_crash(worker, case):
     res = worker.run(case)
     problem = fuzz_long.check_outcome(case, res)
@@ -42,7 +43,7 @@ def test_native_entry_points_raise_named_errors_never_crash(worker, case):
 
 def test_every_entry_point_of_the_extension_is_fuzzed():
     """New bindings must get cases: each function and bound method of _C appears in the harness."""
-    src = Path(fuzz_long.__file__).read_text()
+    src = Path(fuzz_native_cases.__file__).read_text()
     missing = []
     for sub in ("hash", "kmap", "conv", "fusion", "project"):
         mod = getattr(_C, sub, None)
@@ -59,7 +60,7 @@ def test_every_entry_point_of_the_extension_is_fuzzed():
                 continue
             if f"_C.{sub}.{name}" not in src:
                 missing.append(f"{sub}.{name}")
-    assert not missing, f"entry points of sparse3d._C without fuzz cases in tests/fuzz_long.py: {missing}"
+    assert not missing, f"entry points of sparse3d._C without fuzz cases in tests/fuzz_native_cases.py: {missing}"
 
 
 def test_harness_reports_a_crash_as_a_failure(worker):
