@@ -71,7 +71,12 @@ def extensions():
     cpp = sorted(glob.glob(os.path.join("csrc", "**", "*.cpp"), recursive=True))
     # the C++ standard is torch's own choice (cpp_extension adds it: C++20 for torch 2.13, whose headers
     # use C++20 features); forcing an older one only trades errors for warnings
-    cxx_flags = ["-O3", "-fopenmp"]
+    # S3D_CXX_OPT: the C++ optimisation level (default -O3); scripts/asan_check.sh builds with -O1, as
+    # sanitizer builds usually are (an -O3 instrumented build takes hours on a small machine)
+    opt = os.environ.get("S3D_CXX_OPT", "-O3")
+    if opt not in ("-O0", "-O1", "-O2", "-O3", "-Og", "-Os"):
+        raise ValueError(f"S3D_CXX_OPT must be one of -O0, -O1, -O2, -O3, -Og, -Os, got {opt!r}")
+    cxx_flags = [opt, "-fopenmp"]
     define_macros = []
     if _want_cuda():
         _check_cudart()

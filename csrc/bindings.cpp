@@ -10,6 +10,7 @@ void init_kmap(pybind11::module_& m);
 void init_conv(pybind11::module_& m);
 void init_fusion(pybind11::module_& m);
 void init_project(pybind11::module_& m);
+void init_octree(pybind11::module_& m);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "sparse3d native kernels (C++/OpenMP; CUDA when built with it)";
@@ -35,4 +36,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   init_fusion(fusion);
   auto project = m.def_submodule("project", "3DMV back-projection of 2D feature maps into sparse voxels");
   init_project(project);
+  auto octree = m.def_submodule("octree", "octree build and per-depth neighbour tables (O-CNN's full octree)");
+  init_octree(octree);
 }

@@ -68,6 +68,10 @@ def _cmd_generate(args) -> int:
     if args.n_scenes < 1 or args.frames < 1:
         print(f"error: --n-scenes and --frames must be >= 1, got {args.n_scenes}, {args.frames}", file=sys.stderr)
         return 2
+    if args.sensor != "ideal" and args.depth_noise > 0:
+        print(f"error: --depth-noise {args.depth_noise} is for the ideal sensor; --sensor {args.sensor} has its own "
+              f"noise model", file=sys.stderr)
+        return 2
     dirs = [_gen_one(args, k) for k in tqdm(range(args.n_scenes), desc="generate", unit="scene", disable=args.quiet)]
     print(f"generate: {len(dirs)} scenes in {args.out}")
     return 0
@@ -77,7 +81,8 @@ def _gen_one(args, k: int) -> str:
     """Scene k: same ids, seeds and room types as generate_scenes(out, n, seed, first_index=...)."""
     from .synthetic.writer import generate_scene, scene_room_type
     return generate_scene(args.out, f"scene{args.first_index + k:04d}_00", args.seed * 1000 + k, args.frames,
-                          args.width, args.height, args.depth_noise, room_type=scene_room_type(args.first_index + k))
+                          args.width, args.height, args.depth_noise, room_type=scene_room_type(args.first_index + k),
+                          appearance=args.appearance, sensor=args.sensor, content=args.content)
 
 
 def _d(field: str) -> str:
@@ -183,6 +188,14 @@ def add_generate_parser(sub) -> None:
     p.add_argument("--depth-noise", type=nonneg_float, default=0.0, help="metres at 1 m (scales with z^2)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the rooms (scene k uses seed * 1000 + k)")
     p.add_argument("--first-index", type=nonneg_int, default=0, help="scene ids start at scene<first-index>_00")
+    p.add_argument("--appearance", choices=("plain", "textured"), default="plain",
+                   help="plain: one colour per part; textured: per-instance textures finer than a voxel and "
+                        "lighting that varies per frame (3DMV's data; same geometry, depth and poses)")
+    p.add_argument("--sensor", choices=("ideal", "kinect"), default="ideal",
+                   help="ideal depth (plus --depth-noise), or kinect: noise, disparity quantisation, dropouts at "
+                        "edges, grazing angles and dark or specular surfaces, pose drift (data_tools/synthetic/sensor.py)")
+    p.add_argument("--content", choices=("basic", "cluttered"), default="basic",
+                   help="room content: basic, or cluttered (open shelves, lamps, coat racks, small objects)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_generate)
 

@@ -10,7 +10,8 @@
 #   S3D_ASAN_DIR=/tmp/x scripts/asan_check.sh tests/test_conv.py   # other dir / chosen tests
 #   S3D_ASAN_TESTS_ONLY=1 scripts/asan_check.sh ...   # reuse the last build; copy only tests/ again
 #
-# Slow: the instrumented build takes several minutes and the tests run ~2-5x slower. Run it with nice.
+# Slow: the instrumented build (-O1, S3D_CXX_OPT to change it) takes several minutes and the tests run ~2-5x
+# slower. Run it with nice.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,7 +37,7 @@ tar -C "$REPO" --exclude='*.so' --exclude='__pycache__' -cf - \
 # 2. the instrumented build (flags through CFLAGS/LDFLAGS, which torch's ninja build appends)
 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=address -g"
 echo "asan_check: building the instrumented extension (build dir $DIR/build)"
-(cd "$TREE" && FORCE_CPU=1 MAX_JOBS=${MAX_JOBS:-2} CFLAGS="$SAN" LDFLAGS="$SAN" \
+(cd "$TREE" && FORCE_CPU=1 MAX_JOBS=${MAX_JOBS:-2} S3D_CXX_OPT=${S3D_CXX_OPT:--O1} CFLAGS="$SAN" LDFLAGS="$SAN" \
     "$PY" setup.py -q build_ext --inplace --build-temp "$DIR/build") > "$LOGS/build.log" 2>&1 \
     || { tail -40 "$LOGS/build.log"; echo "asan_check: build failed (log $LOGS/build.log)" >&2; exit 1; }
 fi
@@ -52,7 +53,8 @@ LIBUBSAN=$(g++ -print-file-name=libubsan.so)
 TESTS=("$@")
 if [ ${#TESTS[@]} -eq 0 ]; then
     TESTS=(tests/test_conv.py tests/test_conv_pairs.py tests/test_kernel_maps.py tests/test_ops.py
-           tests/test_errors.py tests/test_implicit_gemm.py tests/test_data_fusion.py tests/test_tensor.py)
+           tests/test_errors.py tests/test_implicit_gemm.py tests/test_data_fusion.py tests/test_tensor.py
+           tests/test_conv_direct.py tests/test_backproject.py tests/test_octree.py tests/test_octree_ops.py)
     for f in tests/test_fuzz_native.py tests/test_fuzz_readers.py; do
         [ -f "$TREE/$f" ] && TESTS+=("$f")
     done

@@ -177,19 +177,46 @@ class project:
     def forward(coords: torch.Tensor, voxel_to_world: torch.Tensor, feats2d: torch.Tensor, depth: torch.Tensor,
                 intrinsics: torch.Tensor, world_to_cam: torch.Tensor, view_batch: torch.Tensor, thresh: torch.Tensor,
                 near: float, far: float, pool_max: bool) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """feats2d [V, C, h, w] -> (feats [N, C], n_views int32 [N], argmax int32 [N, C] rows of the
-        channels-last table [V * h * w] (-1: no view), or an empty tensor for mean pooling)."""
+        """feats2d [V, C, h, w] -> (feats [N, C], n_views int32 [N], index): max pooling: argmax int32 [N, C], the
+        pixel v * h * w + fv * w + fu that gave feats[n, c] (-1: no view); mean pooling: rows int32 [N, M], the
+        pixels of voxel n's passing views in view order, then -1 (M = the most views of any batch item)."""
     @staticmethod
     def backward_max(grad: torch.Tensor, argmax: torch.Tensor, V: int, h: int, w: int) -> torch.Tensor:
         """grad [N, C], argmax int32 [N, C] -> gradient of feats2d [V, C, h, w]."""
     @staticmethod
-    def backward_mean(coords: torch.Tensor, voxel_to_world: torch.Tensor, depth: torch.Tensor,
-                      intrinsics: torch.Tensor, world_to_cam: torch.Tensor, view_batch: torch.Tensor,
-                      thresh: torch.Tensor, near: float, far: float, grad: torch.Tensor, n_views: torch.Tensor,
-                      h: int, w: int) -> torch.Tensor:
-        """grad [N, C], n_views int32 [N] -> gradient of feats2d [V, C, h, w]."""
+    def backward_mean(grad: torch.Tensor, rows: torch.Tensor, n_views: torch.Tensor, V: int, h: int,
+                      w: int) -> torch.Tensor:
+        """grad [N, C], rows int32 [N, M] and n_views int32 [N] of the forward -> gradient of feats2d [V, C, h, w]."""
     @staticmethod
     def visibility(coords: torch.Tensor, voxel_to_world: torch.Tensor, depth: torch.Tensor, intrinsics: torch.Tensor,
                    world_to_cam: torch.Tensor, view_batch: torch.Tensor, thresh: torch.Tensor, near: float,
                    far: float) -> torch.Tensor:
         """bool [N, V]: view v passes the back-projection test for voxel n."""
+
+class octree:
+    """Octree build and per-depth neighbour tables, O-CNN's full octree (csrc/octree)."""
+
+    MAX_DEPTH: Final[int]  # 15: cells < 2^15, so every depth converts to SparseTensor coordinates
+
+    class OctreeLevels:
+        @property
+        def keys(self) -> list[torch.Tensor]: ...  # per depth int64 [N_d], shuffled keys (b << 48 | morton), ascending
+        @property
+        def children(self) -> list[torch.Tensor]: ...  # per depth int32 [N_d], ordinal among non-empty nodes or -1
+        @property
+        def coords(self) -> list[torch.Tensor]: ...  # per depth int32 [N_d, 4] (b, x, y, z)
+        @property
+        def leaf_of_input(self) -> torch.Tensor: ...  # int64 [P], row at the leaf depth of each input cell
+
+    @staticmethod
+    def points_to_cells(points: torch.Tensor, origin: list[float], size: float, depth: int) -> torch.Tensor:
+        """points float [P, 3] inside [origin, origin + size]^3 -> int32 [P, 3] cells at depth; ValueError names
+        non-finite points and points outside the cube."""
+    @staticmethod
+    def build(cells: torch.Tensor, depth: int, full_depth: int, batch_size: int) -> "octree.OctreeLevels":
+        """cells int32 [P, 4] (b, x, y, z) at depth -> the full octree's nodes per depth."""
+    @staticmethod
+    def neighbors(nbr_parent: torch.Tensor, children_parent: torch.Tensor, parent_rows: torch.Tensor,
+                  child_pos: torch.Tensor, n_child: int) -> torch.Tensor:
+        """3x3x3 neighbours int32 [Q, 27] of the children (parent_rows[q], child_pos[q]) through the parent
+        depth's table int32 [M, 27]; rows of the child depth (n_child rows) or -1."""

@@ -63,6 +63,11 @@ def project() -> Type["_C.project"]:
     return _submodule("project")  # type: ignore[return-value]
 
 
+def octree() -> Type["_C.octree"]:
+    """``sparse3d._C.octree``: octree build (Morton keys, O-CNN's full octree) and per-depth neighbour tables."""
+    return _submodule("octree")  # type: ignore[return-value]
+
+
 def limits() -> Type["_C.limits"]:
     """``sparse3d._C.limits``: COORD_MIN, COORD_MAX, BATCH_MAX, SCALED_COORD_BOUND."""
     return _submodule("limits")  # type: ignore[return-value]

@@ -49,7 +49,9 @@ _TASK_GROUPS: Dict[str, Tuple[str, List[Tuple[str, str]]]] = {
         ("sparse3d.tasks.segmentation.benchmark_cli", "register_eval")]),
     "view": ("look at results in an Open3D window or a headless PNG", [
         ("sparse3d.vis.cli", "register_completion"),
-        ("sparse3d.tasks.segmentation.view_cli", "register_view")]),
+        ("sparse3d.tasks.segmentation.view_cli", "register_view"),
+        ("sparse3d.tasks.threedmv.view_cli", "register_view"),
+        ("sparse3d.octree.cli", "register_view")]),
     "demo": ("a task end to end on built-in synthetic scenes: data, training, metrics, pictures", [
         ("sparse3d.tasks.completion.demo", "register"),
         ("sparse3d.tasks.segmentation.demo", "register")]),

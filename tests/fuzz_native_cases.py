@@ -210,9 +210,37 @@ def _project_case(draw):
             "V": draw(_int(v, v)), "h": draw(_int(hh, hh)), "w": draw(_int(ww, ww))}
 
 
+def _cells(n):
+    """int32 [n, 4] leaf cells (b, x, y, z) that fit a 2-item batch at depth >= 2: the octree build gets past
+    its checks."""
+    row = st.tuples(st.integers(0, 1), *[st.integers(0, 3)] * 3)
+    vals = st.lists(row, min_size=max(n, 1), max_size=max(n, 1)).map(lambda rows: [v for r in rows for v in r])
+    return tensors(st.just([n, 4]), "int32", vals, meta=False)
+
+
+@st.composite
+def _octree_case(draw):
+    p, m, q = draw(st.integers(0, 8)), draw(st.integers(0, 4)), draw(st.integers(0, 6))
+    depth = draw(_int(2, 4, (0, 1, -1, 15, 16, 2**31, 2**40)))
+    small = st.lists(mostly(st.integers(-1, 8), st.sampled_from(SPECIAL_COORDS), 20), min_size=1, max_size=16)
+    return {"op": "octree",
+            "points": draw(tensors(_shape([p, 3]), _dtype("float32", "float64", "float16", "int32", "bool"),
+                                   _float_values(0, 1))),
+            "origin": draw(mostly(st.just([0.0, 0.0, 0.0]), st.lists(_float(-1, 1), min_size=0, max_size=4), 3)),
+            "size": draw(_float(0.5, 2)), "depth": depth,
+            "cells": draw(mostly(_cells(p), _coords(p, batches=2), 2)), "full_depth": draw(_int(0, 2, (-1, 16, 2**40))),
+            "batch_size": draw(_int(1, 2, (0, -1, 2**31, 2**40))),
+            "nbr_parent": draw(tensors(_shape([m, 27]), _dtype("int32", "int64", "float32"), small)),
+            "children_parent": draw(tensors(_shape([m]), _dtype("int32", "int64"), small)),
+            "parent_rows": draw(tensors(_shape([q]), _dtype("int32", "int64"), small)),
+            "child_pos": draw(tensors(_shape([q]), _dtype("int32", "int64"), small)),
+            "n_child": draw(_int(0, 8 * max(m, 1)))}
+
+
 def native_cases():
     """Strategy of one native-op case (a JSON dict with "op" and its arguments)."""
-    return st.one_of(_hash_case(), _kmap_case(), _conv_case(), _fusion_case(), _python_case(), _project_case())
+    return st.one_of(_hash_case(), _kmap_case(), _conv_case(), _fusion_case(), _python_case(), _project_case(),
+                     _octree_case())
 
 
 def run_native(case: Dict[str, Any]) -> None:
@@ -325,7 +353,22 @@ def run_native(case: Dict[str, Any]) -> None:
                   case["V"], case["h"], case["w"])
         except _Raised:
             pass
-        _call("project.backward_mean", names + " grad n_views h w", _C.project.backward_mean, *geo, *rest,
-              case["near"], case["far"], grad, out[1], case["h"], case["w"])
+        _call("project.backward_mean", "grad rows n_views V h w", _C.project.backward_mean, grad, out[2], out[1],
+              case["V"], case["h"], case["w"])
+    elif op == "octree":
+        if not hasattr(_C, "octree"):
+            return
+        try:
+            _call("octree.points_to_cells", "points origin size depth", _C.octree.points_to_cells, T("points"),
+                  case["origin"], case["size"], case["depth"])
+        except _Raised:
+            pass
+        lv = _call("octree.build", "cells depth full_depth batch_size", _C.octree.build, T("cells"), case["depth"],
+                   case["full_depth"], case["batch_size"])
+        for name in ("keys", "children", "coords"):
+            getattr(lv, name)
+        _ = lv.leaf_of_input
+        _call("octree.neighbors", "nbr_parent children_parent parent_rows child_pos n_child", _C.octree.neighbors,
+              T("nbr_parent"), T("children_parent"), T("parent_rows"), T("child_pos"), case["n_child"])
     else:
         raise ValueError(f"unknown case op {op!r}")

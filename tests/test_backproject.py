@@ -272,8 +272,14 @@ def test_kernel_checks_raise_python_exceptions():
         _C.project.backward_max(feats, argmax + 10_000, 3, 6, 8)
     with pytest.raises(ValueError, match="argmax must have grad's shape"):
         _C.project.backward_max(feats[:, :1], argmax, 3, 6, 8)
+    feats, n_views, rows = _C.project.forward(*geo[:10], False)
+    assert rows.shape == (len(feats), 2)  # the most views of a batch item (make_scene: 3 views over 2 items)
     with pytest.raises(ValueError, match="n_views must have shape"):
-        _C.project.backward_mean(*geo[:2], *geo[3:10], feats, n_views[:-1], 6, 8)
+        _C.project.backward_mean(feats, rows, n_views[:-1], 3, 6, 8)
+    with pytest.raises(ValueError, match=r"rows must be in \[-1, V\*h\*w="):
+        _C.project.backward_mean(feats, rows + 10_000, n_views, 3, 6, 8)
+    with pytest.raises(ValueError, match="rows must have shape"):
+        _C.project.backward_mean(feats, rows[:-1], n_views, 3, 6, 8)
 
 
 def test_view_coverage_matches_the_pairs():

@@ -147,3 +147,21 @@ def test_keep_observed_keeps_measurements_and_fills_only_unobserved_space():
     np.testing.assert_array_equal(kept.occ[~seen], raw.occ[~seen])
     np.testing.assert_array_equal(kept.coords, np.argwhere(kept.occ))  # the sparse grid is the kept surface
     np.testing.assert_array_equal(kept.surface_tsdf, kept.tsdf[kept.occ])
+
+
+def test_tsdf_to_mesh_is_empty_when_every_crossing_touches_an_unobserved_voxel():
+    """Observed voxels of both signs, but the only fully observed cube has no sign change (the negative voxel
+    is isolated among unobserved ones): skimage's marching cubes raised "No surface found" (`sparse3d eval
+    completion` died on such crops); now an empty mesh."""
+    tsdf = np.ones((4, 4, 4), np.float32)
+    tsdf[3, 3, 3] = -1.0
+    mask = np.zeros(tsdf.shape, bool)
+    mask[:2, :2, :2] = True  # one fully observed cube, all positive
+    mask[3, 3, 3] = True
+    v, f = tsdf_to_mesh(tsdf, mask, voxel_size=0.1)
+    assert v.shape == (0, 3) and f.shape == (0, 3)
+    tsdf[3, 3, 3] = 1.0
+    tsdf[:, :, :2] = -1.0  # every cube between z = 1 and 2 now crosses the plane z = 1.5 (voxel units)
+    mask[:] = True
+    v, f = tsdf_to_mesh(tsdf, mask, voxel_size=0.1)
+    assert len(f) > 0 and np.allclose(v[:, 2], 0.15, atol=1e-6)

@@ -108,7 +108,10 @@ def test_cli_train_predict_eval(tiny_data, tmp_path):
     m = json.load(open(tmp_path / "pred" / f"{name}_metrics.json"))
     assert 0 <= m["prediction"]["iou"] <= 1 and 0 < m["input"]["iou"] <= 1
     assert main(["eval", "completion", "--checkpoint", ck, "--data", tiny_data, "--json", str(tmp_path / "m.json")]) == 0
-    assert len(json.load(open(tmp_path / "m.json"))) == 4
+    assert len(json.load(open(tmp_path / "m.json"))["samples"]) == 4
+    # a dataset folder as --input: every crop predicted
+    assert main(["predict", "completion", "--checkpoint", ck, "--input", tiny_data, "--out", str(tmp_path / "all")]) == 0
+    assert len([f for f in os.listdir(tmp_path / "all") if f.endswith("_metrics.json")]) == 4
 
 
 # ---- resume robustness -------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ def test_every_entry_point_of_the_extension_is_fuzzed():
     """New bindings must get cases: each function and bound method of _C appears in the harness."""
     src = Path(fuzz_native_cases.__file__).read_text()
     missing = []
-    for sub in ("hash", "kmap", "conv", "fusion", "project"):
+    for sub in ("hash", "kmap", "conv", "fusion", "project", "octree"):
         mod = getattr(_C, sub, None)
         if mod is None:
             continue

@@ -14,7 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 STUB = REPO / "sparse3d" / "_C.pyi"
-SUBMODULES = ("hash", "kmap", "conv", "fusion", "limits", "project")
+SUBMODULES = ("hash", "kmap", "conv", "fusion", "limits", "project", "octree")
 
 
 def _public(names):

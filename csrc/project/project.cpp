@@ -121,14 +121,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> project_forward(
   check_table_size(feats2d.size(0), h, w);
   TORCH_CHECK_VALUE((h > 0 && w > 0) || coords.size(0) == 0 || feats2d.size(0) == 0,
                     "feats2d must have h, w > 0, got shape ", feats2d.sizes());
+  // mean pooling keeps each voxel's passing pixels for the backward: at most the views of its batch item
+  const int64_t B = in.batch_begin.size(0) - 1;
+  const int64_t max_views =
+      B > 0 ? (in.batch_begin.slice(0, 1) - in.batch_begin.slice(0, 0, B)).max().item<int64_t>() : 0;
   if (coords.is_cuda()) {
 #ifdef WITH_CUDA
-    return project_forward_cuda(in, feats2d.contiguous(), pool_max);
+    return project_forward_cuda(in, feats2d.contiguous(), pool_max, max_views);
 #else
     S3D_NO_CUDA("project.forward");
 #endif
   }
-  return project_forward_cpu(in, feats2d.contiguous(), pool_max);
+  return project_forward_cpu(in, feats2d.contiguous(), pool_max, max_views);
 }
 
 at::Tensor project_backward_max(const at::Tensor& grad, const at::Tensor& argmax, int64_t V, int64_t h, int64_t w) {
@@ -159,33 +163,36 @@ at::Tensor project_backward_max(const at::Tensor& grad, const at::Tensor& argmax
   return project_backward_max_cpu(grad.contiguous(), argmax.contiguous(), V, h, w);
 }
 
-at::Tensor project_backward_mean(const at::Tensor& coords, const at::Tensor& voxel_to_world, const at::Tensor& depth,
-                                 const at::Tensor& intrinsics, const at::Tensor& world_to_cam,
-                                 const at::Tensor& view_batch, const at::Tensor& thresh, double near_, double far_,
-                                 const at::Tensor& grad, const at::Tensor& n_views, int64_t h, int64_t w) {
+at::Tensor project_backward_mean(const at::Tensor& grad, const at::Tensor& rows, const at::Tensor& n_views, int64_t V,
+                                 int64_t h, int64_t w) {
   const NoAutocast no_autocast;
-  const ProjectInputs in =
-      make_inputs(coords, voxel_to_world, depth, intrinsics, world_to_cam, view_batch, thresh, near_, far_);
   S3D_CHECK_DIM(grad, 2);
   TORCH_CHECK_TYPE(grad.scalar_type() == at::kFloat || grad.scalar_type() == at::kDouble,
                    "grad must be float32 or float64, got ", grad.scalar_type());
-  check_rows(grad, coords.size(0), "grad", "[N, C] (N = coords.size(0))");
+  S3D_CHECK_DIM(rows, 2);
+  S3D_CHECK_DTYPE(rows, at::kInt);
+  check_rows(rows, grad.size(0), "rows", "[N, M] (N = grad.size(0))");
   S3D_CHECK_DIM(n_views, 1);
   S3D_CHECK_DTYPE(n_views, at::kInt);
-  check_rows(n_views, coords.size(0), "n_views", "[N] (N = coords.size(0))");
-  S3D_CHECK_SAME_DEVICE(grad, coords);
-  S3D_CHECK_SAME_DEVICE(n_views, coords);
-  const int64_t V = depth.size(0);
-  TORCH_CHECK_VALUE(h >= 0 && w >= 0, "h, w must be >= 0, got ", h, ", ", w);
+  check_rows(n_views, grad.size(0), "n_views", "[N] (N = grad.size(0))");
+  S3D_CHECK_SAME_DEVICE(grad, rows);
+  S3D_CHECK_SAME_DEVICE(grad, n_views);
+  TORCH_CHECK_VALUE(V >= 0 && h >= 0 && w >= 0, "V, h, w must be >= 0, got ", V, ", ", h, ", ", w);
   check_table_size(V, h, w);
-  if (coords.is_cuda()) {
+  const int64_t pixels = V * h * w;
+  if (rows.numel() > 0) {
+    const int64_t lo = rows.min().item<int32_t>(), hi = rows.max().item<int32_t>();
+    TORCH_CHECK_VALUE(lo >= -1 && hi < pixels, "rows must be in [-1, V*h*w=", pixels, "), got values in [", lo, ", ",
+                      hi, "]");
+  }
+  if (grad.is_cuda()) {
 #ifdef WITH_CUDA
-    return project_backward_mean_cuda(in, grad.contiguous(), n_views.contiguous(), V, h, w);
+    return project_backward_mean_cuda(grad.contiguous(), rows.contiguous(), n_views.contiguous(), V, h, w);
 #else
     S3D_NO_CUDA("project.backward_mean");
 #endif
   }
-  return project_backward_mean_cpu(in, grad.contiguous(), n_views.contiguous(), V, h, w);
+  return project_backward_mean_cpu(grad.contiguous(), rows.contiguous(), n_views.contiguous(), V, h, w);
 }
 
 at::Tensor project_visibility(const at::Tensor& coords, const at::Tensor& voxel_to_world, const at::Tensor& depth,
@@ -210,13 +217,12 @@ void init_project(pybind11::module_& m) {
   m.def("forward", &s3d::project_forward, py::arg("coords"), py::arg("voxel_to_world"), py::arg("feats2d"),
         py::arg("depth"), py::arg("intrinsics"), py::arg("world_to_cam"), py::arg("view_batch"), py::arg("thresh"),
         py::arg("near"), py::arg("far"), py::arg("pool_max"),
-        "-> (feats [N, C], n_views int32 [N], argmax int32 [N, C] (max) or empty (mean)); see project.h");
+        "-> (feats [N, C], n_views int32 [N], argmax int32 [N, C] (max) or rows int32 [N, M] (mean)); see project.h");
   m.def("backward_max", &s3d::project_backward_max, py::arg("grad"), py::arg("argmax"), py::arg("V"), py::arg("h"),
         py::arg("w"), "grad [N, C], argmax int32 [N, C] -> grad of feats2d [V, C, h, w]");
-  m.def("backward_mean", &s3d::project_backward_mean, py::arg("coords"), py::arg("voxel_to_world"), py::arg("depth"),
-        py::arg("intrinsics"), py::arg("world_to_cam"), py::arg("view_batch"), py::arg("thresh"), py::arg("near"),
-        py::arg("far"), py::arg("grad"), py::arg("n_views"), py::arg("h"), py::arg("w"),
-        "grad [N, C], n_views int32 [N] -> grad of feats2d [V, C, h, w]");
+  m.def("backward_mean", &s3d::project_backward_mean, py::arg("grad"), py::arg("rows"), py::arg("n_views"),
+        py::arg("V"), py::arg("h"), py::arg("w"),
+        "grad [N, C], rows int32 [N, M] (the forward's), n_views int32 [N] -> grad of feats2d [V, C, h, w]");
   m.def("visibility", &s3d::project_visibility, py::arg("coords"), py::arg("voxel_to_world"), py::arg("depth"),
         py::arg("intrinsics"), py::arg("world_to_cam"), py::arg("view_batch"), py::arg("thresh"), py::arg("near"),
         py::arg("far"), "-> bool [N, V]: view v passes the depth test for voxel n");

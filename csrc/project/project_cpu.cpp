@@ -39,15 +39,15 @@ void with_atomic(F&& body) {
 }
 
 template <typename T>
-void forward_impl(const project::Geometry& g, const T* feats, int64_t N, int64_t C, bool pool_max, T* out,
-                  int32_t* n_views, int32_t* argmax) {
+void forward_impl(const project::Geometry& g, const T* feats, int64_t N, int64_t C, bool pool_max, int64_t M,
+                  T* out, int32_t* n_views, int32_t* index) {
   const int64_t hw = g.h * g.w;
   at::parallel_for(0, N, kGrain, [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n) {
       double X[3];
       const int32_t b = project::voxel_centre(g, n, X);
       T* o = out + n * C;
-      int32_t* a = pool_max ? argmax + n * C : nullptr;
+      int32_t* a = index + n * (pool_max ? C : M);  // max: argmax [N, C]; mean: rows [N, M]
       int32_t count = 0;
       for (int64_t j = g.batch_begin[b]; j < g.batch_begin[b + 1]; ++j) {
         const int64_t row = project::project_row(g, X, b, g.view_order[j]);
@@ -55,6 +55,7 @@ void forward_impl(const project::Geometry& g, const T* feats, int64_t N, int64_t
         const T* f = feats + project::feature_offset(row, C, hw);
         if (!pool_max) {
           for (int64_t c = 0; c < C; ++c) o[c] += f[c * hw];
+          a[count] = static_cast<int32_t>(row);
         } else if (count == 0) {
           for (int64_t c = 0; c < C; ++c) {
             o[c] = f[c * hw];
@@ -78,6 +79,9 @@ void forward_impl(const project::Geometry& g, const T* feats, int64_t N, int64_t
       if (pool_max && count == 0) {
         for (int64_t c = 0; c < C; ++c) a[c] = -1;
       }
+      if (!pool_max) {
+        for (int64_t j = count; j < M; ++j) a[j] = -1;
+      }
     }
   });
 }
@@ -85,18 +89,18 @@ void forward_impl(const project::Geometry& g, const T* feats, int64_t N, int64_t
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> project_forward_cpu(const ProjectInputs& in, const at::Tensor& feats2d,
-                                                                   bool pool_max) {
+                                                                   bool pool_max, int64_t max_views) {
   const int64_t N = in.coords.size(0), C = feats2d.size(1), h = feats2d.size(2), w = feats2d.size(3);
   at::Tensor out = at::zeros({N, C}, feats2d.options());
   at::Tensor n_views = at::zeros({N}, in.coords.options());
-  at::Tensor argmax = pool_max ? at::empty({N, C}, in.coords.options()) : at::empty({0}, in.coords.options());
-  if (N == 0) return {out, n_views, argmax};
+  at::Tensor index = at::empty({N, pool_max ? C : max_views}, in.coords.options());
+  if (N == 0 || (!pool_max && max_views == 0)) return {out, n_views, index};  // no voxel, or no view at all
   const project::Geometry g = in.geometry(h, w);
   AT_DISPATCH_FLOATING_TYPES(feats2d.scalar_type(), "project_forward_cpu", [&] {
-    forward_impl<scalar_t>(g, feats2d.data_ptr<scalar_t>(), N, C, pool_max, out.data_ptr<scalar_t>(),
-                           n_views.data_ptr<int32_t>(), pool_max ? argmax.data_ptr<int32_t>() : nullptr);
+    forward_impl<scalar_t>(g, feats2d.data_ptr<scalar_t>(), N, C, pool_max, max_views, out.data_ptr<scalar_t>(),
+                           n_views.data_ptr<int32_t>(), index.data_ptr<int32_t>());
   });
-  return {out, n_views, argmax};
+  return {out, n_views, index};
 }
 
 at::Tensor project_backward_max_cpu(const at::Tensor& grad, const at::Tensor& argmax, int64_t V, int64_t h, int64_t w) {
@@ -122,13 +126,13 @@ at::Tensor project_backward_max_cpu(const at::Tensor& grad, const at::Tensor& ar
   return out;
 }
 
-at::Tensor project_backward_mean_cpu(const ProjectInputs& in, const at::Tensor& grad, const at::Tensor& n_views,
+at::Tensor project_backward_mean_cpu(const at::Tensor& grad, const at::Tensor& rows, const at::Tensor& n_views,
                                      int64_t V, int64_t h, int64_t w) {
-  const int64_t N = grad.size(0), C = grad.size(1), hw = h * w;
+  const int64_t N = grad.size(0), C = grad.size(1), M = rows.size(1), hw = h * w;
   at::Tensor out = at::zeros({V, C, h, w}, grad.options());
-  if (N == 0 || C == 0 || V == 0) return out;
-  const project::Geometry g = in.geometry(h, w);
+  if (N == 0 || C == 0 || M == 0) return out;
   const int32_t* nv = n_views.data_ptr<int32_t>();
+  const int32_t* r = rows.data_ptr<int32_t>();
   AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "project_backward_mean_cpu", [&] {
     const scalar_t* gr = grad.data_ptr<scalar_t>();
     scalar_t* o = out.data_ptr<scalar_t>();
@@ -137,13 +141,9 @@ at::Tensor project_backward_mean_cpu(const ProjectInputs& in, const at::Tensor& 
       at::parallel_for(0, N, kGrain, [&](int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n) {
           if (nv[n] <= 0) continue;
-          double X[3];
-          const int32_t b = project::voxel_centre(g, n, X);
           const scalar_t cnt = static_cast<scalar_t>(nv[n]);
-          for (int64_t j = g.batch_begin[b]; j < g.batch_begin[b + 1]; ++j) {
-            const int64_t row = project::project_row(g, X, b, g.view_order[j]);
-            if (row < 0) continue;
-            scalar_t* dst = o + project::feature_offset(row, C, hw);
+          for (int64_t j = 0; j < M && r[n * M + j] >= 0; ++j) {
+            scalar_t* dst = o + project::feature_offset(r[n * M + j], C, hw);
             for (int64_t c = 0; c < C; ++c) scatter_add<kAtomic>(dst + c * hw, gr[n * C + c] / cnt);
           }
         }

@@ -10,6 +10,9 @@ import numpy as np
 
 from .parts import U, Box, Group, Piece, boxes_to_mesh, legs, turn  # noqa: F401 - Box, boxes_to_mesh re-exported
 
+__all__ = ["Box", "boxes_to_mesh", "chair", "office_chair", "armchair", "couch", "table", "coffee_table", "end_table",
+           "dining_set", "desk", "bed", "nightstand", "floor_lamp", "coat_rack"]
+
 
 def _depth(boxes: List[Box]) -> float:
     """Extent of boxes along y (metres)."""
@@ -217,3 +220,25 @@ def nightstand(rng: np.random.Generator, H: float) -> Group:
         out += [Box((0, -d / 2 - 0.01, z), (w - 0.06, 0.02, (h - 0.1) / n - 0.02)),
                 Box((0, -d / 2 - 0.03, z), (0.1, 0.02, 0.02), 1)]
     return Group([Piece("nightstand", out)])
+
+
+def floor_lamp(rng: np.random.Generator, H: float) -> Group:
+    """'lamp' (a floor lamp): a base plate, one thin pole 2-3 cm thick and a shade."""
+    ph, pt = U(rng, 1.2, 1.6), U(rng, 0.02, 0.03)
+    sw, sh = U(rng, 0.25, 0.45), U(rng, 0.2, 0.35)
+    return Group([Piece("lamp", [Box((0, 0, 0.015), (0.28, 0.28, 0.03), 1), Box((0, 0, 0.03 + ph / 2), (pt, pt, ph), 1),
+                                 Box((0, 0, 0.03 + ph + sh / 2 - 0.05), (sw, sw, sh))], "otherfurniture")])
+
+
+def coat_rack(rng: np.random.Generator, H: float) -> Group:
+    """'coat rack': a thin pole with 4 thin arms near the top on a cross-shaped foot, sometimes 'clothes' on it."""
+    h, pt = U(rng, 1.6, 1.85), U(rng, 0.025, 0.04)
+    out = [Box((0, 0, h / 2), (pt, pt, h)), Box((0, 0, 0.02), (0.45, 0.04, 0.04)), Box((0, 0, 0.02), (0.04, 0.45, 0.04))]
+    za = h - U(rng, 0.1, 0.2)
+    out += [Box((0.08, 0, za), (0.16, 0.015, 0.015)), Box((-0.08, 0, za), (0.16, 0.015, 0.015)),
+            Box((0, 0.08, za), (0.015, 0.16, 0.015)), Box((0, -0.08, za), (0.015, 0.16, 0.015))]
+    pieces = [Piece("coat rack", out, "otherfurniture")]
+    if rng.random() < 0.6:
+        ch = U(rng, 0.5, 0.9)
+        pieces.append(Piece("clothes", [Box((0.17, 0, za - ch / 2), (0.06, U(rng, 0.3, 0.45), ch))], "soft furniture"))
+    return Group(pieces)

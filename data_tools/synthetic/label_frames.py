@@ -19,6 +19,9 @@ RAW_TO_SCANNET_ID: Dict[str, int] = {
     "mini fridge": 165, "tv": 33, "shower curtain": 55, "whiteboard": 52, "nightstand": 34, "toilet": 17,
     "sink": 14, "bathtub": 42, "wardrobe": 99, "wardrobe closet": 99, "tv stand": 51, "ottoman": 67,
     "footstool": 85, "bench": 68, "trash can": 56, "trash bin": 1169, "recycling bin": 97, "monitor": 19,
+    # content "cluttered"
+    "shelf": 8, "books": 22, "box": 26, "bag": 47, "lamp": 28, "clothes": 32, "paper": 79, "laundry basket": 106,
+    "shoes": 63, "bottle": 65, "cup": 130, "coat rack": 1182,
 }
 
 

@@ -10,6 +10,13 @@ poses: against a wall (its back 2 cm off it, or flush for wall-mounted slabs), a
 area) stays inside the room, clear of every placed group by 6 cm (2 cm in height), and its parts above
 1 m stay 30 cm away from the camera loop of `render.room_trajectory`. An item that fits nowhere (3 shapes
 x 40 poses) is left out.
+
+content "cluttered" (`make_room(content=...)`) adds, after the basic room and from a random stream of its
+own (so the basic objects stay exactly as they are), the room type's `CLUTTER_ITEMS` (open shelves, floor
+lamps, coat racks, things on the floor), placed the same way, and small things (books, boxes, bottles,
+cups, paper, table lamps) on the tops of tables, desks, counters, nightstands and low cabinets: each kept
+where it rests inside the top (4 cm from its edges), clear of every other object's bounding box by 1 cm,
+and, when it reaches above 1 m, 30 cm from the camera loop.
 """
 from __future__ import annotations
 
@@ -21,9 +28,16 @@ import numpy as np
 from .colors import draw_colors, vertex_noise
 from .mesh_grid import box_grid_mesh
 from .parts import Box, Group
-from .room_types import RAW_TO_NYU40, ROOM_SPECS, ROOM_TYPES, Item  # noqa: F401 - RAW_TO_NYU40 re-exported
+from .room_types import CLUTTER_ITEMS, RAW_TO_NYU40, ROOM_SPECS, ROOM_TYPES, Item
+from .storage import tabletop_item
 
-__all__ = ["MAX_EDGE", "RAW_TO_NYU40", "Room", "RoomObject", "make_room"]
+__all__ = ["CONTENTS", "MAX_EDGE", "RAW_TO_NYU40", "Room", "RoomObject", "make_room"]
+
+CONTENTS = ("basic", "cluttered")
+_CLUTTER_STREAM = 0xC1A7  # last word of the clutter seed: a stream apart from the basic room's
+# raw categories whose top can hold small things (tv stands hold a tv; wall cabinets hang too high)
+_SURFACES = ("table", "coffee table", "dining table", "end table", "side table", "desk", "nightstand", "cabinet",
+             "kitchen counter", "bathroom counter", "counter", "file cabinet", "file cabinets")
 
 MAX_EDGE = 0.1  # metres: no mesh edge is longer (see mesh_grid)
 _GAP, _GAP_Z, _CAM_CLEAR, _WALL_T = 0.06, 0.02, 0.3, 0.1
@@ -165,9 +179,79 @@ def _object(rng, raw: str, boxes: List[Box], cols: np.ndarray, R: np.ndarray, of
     return RoomObject(raw, v @ R.T + off, f, part, vertex_noise(rng, cols[slots[part]]))
 
 
-def make_room(seed: int, room_type: Optional[str] = None, max_edge: float = MAX_EDGE) -> Room:
+def _near_camera(lo: np.ndarray, hi: np.ndarray, W: float, D: float) -> bool:
+    """True when the xy box [lo, hi] is closer than _CAM_CLEAR to the camera loop."""
+    cam = _camera_loop(W, D)
+    dist = np.linalg.norm(np.maximum(0, np.maximum(lo - cam, cam - hi)), axis=1)
+    return bool(dist.min() < _CAM_CLEAR)
+
+
+def _place_items(rng: np.random.Generator, room: Room, items, max_edge: float) -> None:
+    """Draw and place `items` (Item sequence) in `room` (module docstring), appending to its objects / boxes."""
+    W, D, H = room.size
+    placed = room.boxes
+    for item in items:
+        if rng.random() >= item.prob:
+            continue
+        for _ in range(int(rng.integers(item.count[0], item.count[1] + 1))):
+            for _shape in range(3):
+                g = item.builder(rng, H)
+                pose = None
+                for _try in range(40):
+                    pose = _draw_pose(rng, g, item, W, D)
+                    box = _fits(g, pose[0], pose[1], W, D, placed) if pose is not None else None
+                    if box is not None:
+                        break
+                    pose = None
+                if pose is not None:
+                    placed.append(box)
+                    room.objects += _mesh_group(rng, g, pose[0], pose[1], max_edge, len(placed) - 1)
+                    break
+
+
+def _surface_clutter(rng: np.random.Generator, room: Room, max_edge: float) -> None:
+    """Put 1-3 small things on 75 % of the surfaces (module docstring)."""
+    W, D, _ = room.size
+    aabbs = [np.stack([o.vertices.min(0), o.vertices.max(0)]) for o in room.objects]
+    for k in range(len(room.objects)):
+        o = room.objects[k]
+        if o.raw_category not in _SURFACES or rng.random() >= 0.75:
+            continue
+        zt = float(o.vertices[:, 2].max())
+        top = o.vertices[o.vertices[:, 2] > zt - 0.005, :2]
+        lo, hi = top.min(0) + 0.04, top.max(0) - 0.04
+        if zt > 1.3 or np.any(hi - lo < 0.15):
+            continue
+        for _ in range(int(rng.integers(1, 4))):
+            piece = tabletop_item(rng)
+            g = Group([piece])
+            for _try in range(10):
+                R = _rot(float(rng.integers(4)) * np.pi / 2 + rng.normal(0, 0.2))
+                c = g.corners(False) @ R.T
+                clo, chi = c.min(0), c.max(0)
+                if np.any(chi[:2] - clo[:2] > hi - lo):
+                    break
+                off = np.array([rng.uniform(lo[0] - clo[0], hi[0] - chi[0]), rng.uniform(lo[1] - clo[1], hi[1] - chi[1]),
+                                zt])
+                box = np.stack([clo + off, chi + off])
+                clear = all(j == k or not (np.all(box[0] < a[1] + 0.01) and np.all(a[0] < box[1] + 0.01))
+                            for j, a in enumerate(aabbs))
+                if clear and (box[1, 2] <= 1.0 or not _near_camera(box[0, :2], box[1, :2], W, D)):
+                    n_acc = max(0, max(b.slot for b in piece.boxes) - 1)
+                    obj = _object(rng, piece.raw, piece.boxes, draw_colors(rng, piece.color_key, n_acc), R, off,
+                                  max_edge)
+                    obj.group, obj.color_key = o.group, piece.color_key
+                    room.objects.append(obj)
+                    aabbs.append(box)
+                    break
+
+
+def make_room(seed: int, room_type: Optional[str] = None, max_edge: float = MAX_EDGE, content: str = "basic") -> Room:
     """A random room from `seed` (int) of `room_type` (one of ROOM_TYPES; None: drawn from the seed);
-    max_edge: longest mesh edge (metres). Deterministic in (seed, room_type, max_edge)."""
+    max_edge: longest mesh edge (metres); content: "basic" or "cluttered" (module docstring).
+    Deterministic in (seed, room_type, max_edge, content)."""
+    if content not in CONTENTS:
+        raise ValueError(f"content: expected one of {list(CONTENTS)}, got {content!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     if room_type is not None and room_type not in ROOM_SPECS:
@@ -188,22 +272,9 @@ def make_room(seed: int, room_type: Optional[str] = None, max_edge: float = MAX_
     for raw, b in shell:
         room.objects.append(_object(rng, raw, [b], floor_cols if raw == "floor" else wall_cols, eye, np.zeros(3),
                                     max_edge))
-    placed = room.boxes
-    for item in spec.items:
-        if rng.random() >= item.prob:
-            continue
-        for _ in range(int(rng.integers(item.count[0], item.count[1] + 1))):
-            for _shape in range(3):
-                g = item.builder(rng, H)
-                pose = None
-                for _try in range(40):
-                    pose = _draw_pose(rng, g, item, W, D)
-                    box = _fits(g, pose[0], pose[1], W, D, placed) if pose is not None else None
-                    if box is not None:
-                        break
-                    pose = None
-                if pose is not None:
-                    placed.append(box)
-                    room.objects += _mesh_group(rng, g, pose[0], pose[1], max_edge, len(placed) - 1)
-                    break
+    _place_items(rng, room, spec.items, max_edge)
+    if content == "cluttered":
+        crng = np.random.default_rng([int(seed), ROOM_TYPES.index(room_type), _CLUTTER_STREAM])
+        _place_items(crng, room, CLUTTER_ITEMS[room_type], max_edge)
+        _surface_clutter(crng, room, max_edge)
     return room

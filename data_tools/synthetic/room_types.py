@@ -82,6 +82,19 @@ ROOM_SPECS: Dict[str, RoomSpec] = {
         Item(st.trash_can, "wall", (1, 1), 0.4), Item(fx.picture, "wall", (1, 1), 0.2))),
 }
 
+# content "cluttered" (room.make_room): items placed after the basic ones, from their own random stream
+_SHELF = Item(st.open_shelf, "wall", (1, 2), 0.8)
+_FLOOR = Item(st.floor_clutter, "free", (1, 3), 0.9, 0.4)
+CLUTTER_ITEMS: Dict[str, Tuple[Item, ...]] = {
+    "bedroom": (_SHELF, Item(fu.floor_lamp, "corner", (1, 1), 0.5), Item(fu.coat_rack, "corner", (1, 1), 0.4),
+                Item(st.floor_clutter, "wall", (1, 2), 0.8), _FLOOR),
+    "living room": (_SHELF, Item(fu.floor_lamp, "corner", (1, 2), 0.8), _FLOOR),
+    "office": (Item(st.open_shelf, "wall", (1, 3), 0.9), Item(fu.coat_rack, "corner", (1, 1), 0.5),
+               Item(fu.floor_lamp, "corner", (1, 1), 0.3), Item(st.floor_clutter, "wall", (1, 3), 0.9), _FLOOR),
+    "kitchen": (Item(st.open_shelf, "wall", (1, 1), 0.6), Item(st.floor_clutter, "wall", (1, 2), 0.6)),
+    "bathroom": (Item(st.open_shelf, "wall", (1, 1), 0.5), Item(st.floor_clutter, "wall", (1, 1), 0.5)),
+}
+
 # nyu40 ids of every raw category the rooms use, as in the real scannetv2-labels.combined.tsv (checked
 # against it by tests/test_synthetic_rooms.py); lets generation run without the tsv at hand.
 RAW_TO_NYU40: Dict[str, int] = {
@@ -94,4 +107,7 @@ RAW_TO_NYU40: Dict[str, int] = {
     "shower curtain": 28, "whiteboard": 30, "nightstand": 32, "toilet": 33, "sink": 34, "bathtub": 36,
     "wardrobe": 39, "wardrobe closet": 39, "tv stand": 39, "ottoman": 39, "footstool": 39, "bench": 39,
     "trash can": 39, "trash bin": 39, "recycling bin": 39, "monitor": 40,
+    # content "cluttered"
+    "shelf": 15, "books": 23, "box": 29, "bag": 37, "lamp": 35, "clothes": 21, "paper": 26, "laundry basket": 40,
+    "shoes": 40, "bottle": 40, "cup": 40, "coat rack": 40,
 }

@@ -143,3 +143,103 @@ def trash_can(rng: np.random.Generator, H: float) -> Group:
     if rng.random() < 0.4:
         out.append(Box((0, 0, h + 0.015), (w + 0.01, d + 0.01, 0.03), 1))
     return Group([Piece(str(rng.choice(["trash can", "trash bin", "recycling bin"])), out, "trash can")])
+
+
+def open_shelf(rng: np.random.Generator, H: float) -> Group:
+    """'shelf' (nyu40 shelves): an open shelving unit without back or doors - two side boards or four thin
+    posts, 3-5 thin shelves - holding runs of 'books' and the odd 'box'; the wall shows through it."""
+    w, d, h = U(rng, 0.6, 1.3), U(rng, 0.25, 0.4), min(H - 0.2, U(rng, 0.8, 1.9))
+    st = U(rng, 0.012, 0.025)
+    posts = rng.random() < 0.5
+    if posts:  # metal frame: four posts 2-3 cm thick
+        pt = U(rng, 0.02, 0.03)
+        frame = [Box((sx * (w / 2 - pt / 2), sy * (d / 2 - pt / 2), h / 2), (pt, pt, h), 1)
+                 for sx in (-1, 1) for sy in (-1, 1)]
+    else:
+        pt = st
+        frame = [Box((sx * (w / 2 - pt / 2), 0, h / 2), (pt, d, h)) for sx in (-1, 1)]
+    n = int(rng.integers(3, 6))
+    zs = np.linspace(U(rng, 0.05, 0.25), h - st / 2, n)
+    iw = w - 2 * pt
+    frame += [Box((0, 0, z), (iw, d, st)) for z in zs]
+    books: List[Box] = []
+    boxes: List[Box] = []
+    for k in range(n - 1):
+        gap = zs[k + 1] - zs[k] - st
+        z0 = zs[k] + st / 2
+        x, stop = -iw / 2 + U(rng, 0.0, 0.4) * iw, iw / 2 - U(rng, 0.0, 0.4) * iw
+        while x < stop - 0.05:
+            if rng.random() < 0.15 and gap > 0.15:  # a storage box
+                bw = min(stop - x, U(rng, 0.15, 0.3))
+                bh, bd = gap * U(rng, 0.4, 0.8), d * U(rng, 0.6, 0.9)
+                boxes.append(Box((x + bw / 2, d / 2 - 0.02 - bd / 2, z0 + bh / 2), (bw, bd, bh)))
+                x += bw + U(rng, 0.02, 0.1)
+                continue
+            bw, bh, bd = U(rng, 0.015, 0.05), gap * U(rng, 0.5, 0.85), d * U(rng, 0.55, 0.85)
+            books.append(Box((x + bw / 2, d / 2 - 0.02 - bd / 2, z0 + bh / 2), (bw, bd, bh), 2 + int(rng.integers(4))))
+            x += bw + (0.0 if rng.random() < 0.85 else U(rng, 0.05, 0.25))
+    pieces = [Piece("shelf", frame, "otherfurniture" if posts else "bookshelf")]
+    if books:
+        pieces.append(Piece("books", books, "bookshelf"))
+    if boxes:
+        pieces.append(Piece("box", boxes, "cabinet"))
+    return Group(pieces)
+
+
+def floor_clutter(rng: np.random.Generator, H: float) -> Group:
+    """Things left on the floor: a stack of 1-3 'box'es, a 'bag', a 'laundry basket' (open, thin walls) or a
+    pair of 'shoes'."""
+    kind = rng.random()
+    if kind < 0.35:
+        out, z, w0, d0 = [], 0.0, U(rng, 0.25, 0.6), U(rng, 0.2, 0.45)
+        for _ in range(int(rng.integers(1, 4))):
+            bh = U(rng, 0.12, 0.4)
+            out.append(Box((U(rng, -0.03, 0.03), U(rng, -0.03, 0.03), z + bh / 2), (w0, d0, bh)))
+            z += bh
+            w0, d0 = w0 * U(rng, 0.6, 1.0), d0 * U(rng, 0.6, 1.0)
+        return Group([Piece("box", out, "cabinet")])
+    if kind < 0.6:
+        w, d, h = U(rng, 0.3, 0.5), U(rng, 0.15, 0.25), U(rng, 0.3, 0.45)
+        return Group([Piece("bag", [Box((0, 0, h / 2), (w, d, h)), Box((0, 0, h + 0.08), (w * 0.5, 0.02, 0.02), 1)],
+                            "soft furniture")])
+    if kind < 0.8:
+        w, d, h, t = U(rng, 0.4, 0.6), U(rng, 0.3, 0.45), U(rng, 0.25, 0.45), 0.012
+        out = [Box((0, 0, 0.01), (w, d, 0.02)), Box((0, -d / 2 + t / 2, h / 2), (w, t, h)),
+               Box((0, d / 2 - t / 2, h / 2), (w, t, h)), Box((-w / 2 + t / 2, 0, h / 2), (t, d - 2 * t, h)),
+               Box((w / 2 - t / 2, 0, h / 2), (t, d - 2 * t, h))]
+        if rng.random() < 0.6:  # clothes heaped inside
+            out.append(Box((0, 0, h * 0.45), (w - 0.05, d - 0.05, h * 0.8), 1))
+        return Group([Piece("laundry basket", out, "trash can")])
+    sw, sl, sh = U(rng, 0.08, 0.11), U(rng, 0.25, 0.31), U(rng, 0.08, 0.14)
+    return Group([Piece("shoes", [Box((sx * (sw / 2 + 0.02), 0, sh / 2), (sw, sl, sh)) for sx in (-1, 1)],
+                        "soft furniture")])
+
+
+def tabletop_item(rng: np.random.Generator) -> Piece:
+    """A small thing for a table, desk or counter top (local frame, resting on z = 0, centred on x = y = 0):
+    'books' (a stack), 'box', 'bottle' (with a thin neck), 'cup', 'paper' (a 5 mm pile) or a table 'lamp'
+    (thin pole)."""
+    kind = rng.random()
+    if kind < 0.25:
+        out, z = [], 0.0
+        for _ in range(int(rng.integers(1, 5))):
+            t = U(rng, 0.015, 0.05)
+            out.append(Box((U(rng, -0.02, 0.02), U(rng, -0.02, 0.02), z + t / 2),
+                           (U(rng, 0.15, 0.25), U(rng, 0.2, 0.3), t), 2 + int(rng.integers(4))))
+            z += t
+        return Piece("books", out, "bookshelf")
+    if kind < 0.45:
+        w, d, h = U(rng, 0.1, 0.35), U(rng, 0.1, 0.3), U(rng, 0.06, 0.3)
+        return Piece("box", [Box((0, 0, h / 2), (w, d, h))], "cabinet")
+    if kind < 0.6:
+        s, h = U(rng, 0.055, 0.085), U(rng, 0.15, 0.25)
+        return Piece("bottle", [Box((0, 0, h / 2), (s, s, h)), Box((0, 0, h + 0.035), (0.025, 0.025, 0.07), 1)],
+                     "trash can")
+    if kind < 0.75:
+        s, h = U(rng, 0.07, 0.09), U(rng, 0.08, 0.12)
+        return Piece("cup", [Box((0, 0, h / 2), (s, s, h))], "sink")
+    if kind < 0.85:
+        return Piece("paper", [Box((0, 0, 0.0025), (0.21, 0.297, 0.005))], "whiteboard")
+    ph = U(rng, 0.25, 0.4)
+    return Piece("lamp", [Box((0, 0, 0.01), (0.14, 0.14, 0.02), 1), Box((0, 0, 0.02 + ph / 2), (0.02, 0.02, ph), 1),
+                          Box((0, 0, 0.02 + ph + 0.09), (0.24, 0.24, 0.18))], "otherfurniture")

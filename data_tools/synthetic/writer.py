@@ -19,6 +19,15 @@ with per-instance solid textures finer than a voxel and per-frame lighting (`app
 colours being the texture averages. Both draw geometry from the same stream: meshes, depth and poses are
 bit-identical across appearances.
 
+sensor "ideal" (default): the rendered depth, rounded to millimetres, and the true poses; "kinect" (or a
+`sensor.SensorModel`): the depth as a Kinect-style camera records it (noise growing with distance, disparity
+quantisation, projector shadows, missing depth at grazing angles, depth edges, dark and specular surfaces)
+and poses with a slow tracking drift, from the scene's own sensor stream (`sensor`): the mesh, labels and
+colour frames are the same for every sensor.
+
+content "basic" (default): the rooms of `room`; "cluttered": the same rooms plus open shelves, thin
+structures (floor lamps, coat racks), things on the floor and on table tops (`room` module docstring).
+
 Scene k of a call uses seed `seed * 1000 + k` and room type `scene_room_type(first_index + k)`: the five
 types in rotation by scene number (scene0000 bedroom, scene0001 living room, scene0002 office,
 scene0003 kitchen, scene0004 bathroom, scene0005 bedroom, ...), so any 5 consecutive scenes cover every
@@ -41,8 +50,9 @@ from ..scannet.sens import write_sens
 from .appearance import appearance_rng, draw_lights, draw_textures
 from .label_frames import label_frame, object_label_ids
 from .render import MeshRenderer, room_trajectory
-from .room import RAW_TO_NYU40, make_room
+from .room import CONTENTS, RAW_TO_NYU40, make_room
 from .room_types import ROOM_TYPES, SCANNET_SCENE_TYPES
+from .sensor import SceneSensor, SensorModel, sensor_model
 
 PathLike = Union[str, os.PathLike]
 
@@ -93,15 +103,23 @@ def scanned_part(verts: np.ndarray, faces: np.ndarray, colors: np.ndarray, obj: 
 
 def generate_scene(out_root: PathLike, scene_id: str, seed: int, n_frames: int = 100, width: int = 320,
                    height: int = 240, depth_noise: float = 0.0, label_map: Optional[LabelMap] = None,
-                   overwrite: bool = False, room_type: Optional[str] = None, appearance: str = "plain") -> str:
+                   overwrite: bool = False, room_type: Optional[str] = None, appearance: str = "plain",
+                   sensor: Union[str, SensorModel] = "ideal", content: str = "basic") -> str:
     """Generate one room and write it as a ScanNet scene folder; returns the folder.
 
     n_frames: RGB-D frames along the trajectory; width/height: image size (colour = depth size);
     depth_noise: std-dev (metres, at 1 m; scales with z^2) of Gaussian depth noise, 0 = exact;
     label_map: maps raw categories to nyu40 (default: the built-in table of the real tsv's ids);
     room_type: one of ROOM_TYPES, None = drawn from the seed (`make_room`);
-    appearance: "plain" or "textured" (module docstring).
+    appearance: "plain" or "textured"; sensor: "ideal" | "kinect" | a sensor.SensorModel; content: "basic" |
+    "cluttered" (module docstring).
     """
+    if content not in CONTENTS:
+        raise ValueError(f"content: expected one of {list(CONTENTS)}, got {content!r}")
+    model = sensor_model(sensor)
+    if not model.is_ideal and depth_noise > 0:
+        raise ValueError(f"depth_noise: expected 0 with a sensor model ({sensor!r} has its own noise), "
+                         f"got {depth_noise}")
     if appearance not in APPEARANCES:
         raise ValueError(f"appearance: expected one of {list(APPEARANCES)}, got {appearance!r}")
     if n_frames < 1:
@@ -113,7 +131,7 @@ def generate_scene(out_root: PathLike, scene_id: str, seed: int, n_frames: int =
     if os.path.isfile(sens_path) and not overwrite:
         return d
     os.makedirs(d, exist_ok=True)
-    room = make_room(seed, room_type)
+    room = make_room(seed, room_type, content=content)
     verts, faces, colors, obj, seg = room.mesh()
     # render the trajectory; the triangles it sees are the scan's reconstruction (below)
     K = default_intrinsic(width, height)
@@ -130,17 +148,20 @@ def generate_scene(out_root: PathLike, scene_id: str, seed: int, n_frames: int =
     else:
         renderer = MeshRenderer(verts, faces, colors[faces[:, 0]])
     rng = np.random.default_rng(seed + 11)
+    camera = SceneSensor(model, seed, verts, faces, colors, obj, [o.raw_category for o in room.objects])
     cols, deps, labels = [], [], {}
     seen = np.zeros(len(faces), bool)
     for i, pose in enumerate(poses):
         depth, color, tri = renderer.render(K, pose, width, height, light=None if lights is None else lights[i])
         seen[tri[tri >= 0]] = True
         labels[i] = label_frame(tri, face_label)
+        depth = camera.depth(depth, tri, K, pose)
         if depth_noise > 0:
             valid = depth > 0
             depth = depth + valid * rng.normal(0, 1, depth.shape) * depth_noise * depth ** 2
         deps.append(np.clip(np.round(depth * 1000.0), 0, 65535).astype(np.uint16))
         cols.append(color)
+    poses = camera.drift_poses(poses)
     verts, faces, colors, obj, seg = scanned_part(verts, faces, colors, obj, seg, seen)
     nyu_of = (lambda raw: label_map.nyu40(raw)) if label_map is not None else (lambda raw: RAW_TO_NYU40[raw])
     obj_nyu = np.array([nyu_of(o.raw_category) for o in room.objects], np.uint16)
@@ -168,6 +189,10 @@ def generate_scene(out_root: PathLike, scene_id: str, seed: int, n_frames: int =
             "numColorFrames": n_frames, "numDepthFrames": n_frames, "numIMUmeasurements": 0,
             "sceneType": SCANNET_SCENE_TYPES[room.room_type], "roomType": room.room_type,
             "roomSize": f"{W:.4f} {D:.4f} {H:.4f}", "seed": seed, "appearance": appearance}
+    if not model.is_ideal:
+        meta["sensor"] = sensor if isinstance(sensor, str) else "custom"
+    if content != "basic":
+        meta["content"] = content
     atomic_write_text(p(".txt"), "".join(f"{k} = {v}\n" for k, v in meta.items()))
     write_label_images(os.path.join(d, label_zip_name(scene_id)), labels)
     write_sens(sens_path, cols, deps, poses, K, K, depth_shift=1000.0, color_compression="jpeg",
@@ -178,16 +203,19 @@ def generate_scene(out_root: PathLike, scene_id: str, seed: int, n_frames: int =
 def generate_scenes(out_root: PathLike, n_scenes: int, seed: int = 0, n_frames: int = 100, width: int = 320,
                     height: int = 240, depth_noise: float = 0.0, first_index: int = 0,
                     label_map: Optional[LabelMap] = None, room_types: Optional[Sequence[str]] = None,
-                    appearance: str = "plain") -> List[str]:
+                    appearance: str = "plain", sensor: Union[str, SensorModel] = "ideal",
+                    content: str = "basic") -> List[str]:
     """Generate `n_scenes` rooms `scene{first_index+k:04d}_00` under `out_root`; returns their folders.
 
     Scene k: seed `seed * 1000 + k`, room type `scene_room_type(first_index + k, room_types)` (default: the
     five ROOM_TYPES in rotation by scene number). Deterministic in `seed`; existing scenes (with a `.sens`)
-    are kept. appearance: "plain" | "textured" (module docstring).
+    are kept. appearance: "plain" | "textured"; sensor: "ideal" | "kinect" | a SensorModel; content: "basic" |
+    "cluttered" (module docstring).
     """
     if not isinstance(n_scenes, int) or n_scenes < 1:
         raise ValueError(f"n_scenes: expected an int >= 1, got {n_scenes!r}")
     types = [scene_room_type(first_index + k, room_types) for k in range(n_scenes)]
     return [generate_scene(out_root, f"scene{first_index + k:04d}_00", seed * 1000 + k, n_frames, width, height,
-                           depth_noise, label_map, room_type=types[k], appearance=appearance)
+                           depth_noise, label_map, room_type=types[k], appearance=appearance, sensor=sensor,
+                           content=content)
             for k in range(n_scenes)]

@@ -260,13 +260,12 @@ class _BackprojectFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, feats2d: torch.Tensor, p: ProjectionInputs, pool_max: bool
                 ) -> Tuple[torch.Tensor, torch.Tensor]:
-        feats, n_views, argmax = native().forward(
+        feats, n_views, index = native().forward(
             p.coords, p.voxel_to_world, feats2d, p.depth, p.intrinsics, p.world_to_cam, p.view_batch,
             p.depth_thresh, p.near, p.far, pool_max)
-        ctx.inputs = p
         ctx.pool_max = pool_max
         ctx.shape = tuple(feats2d.shape)
-        ctx.save_for_backward(argmax, n_views)
+        ctx.save_for_backward(index, n_views)  # max: argmax [N, C]; mean: the passing pixels [N, M]
         ctx.mark_non_differentiable(n_views)
         return feats, n_views
 
@@ -275,15 +274,12 @@ class _BackprojectFunction(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor, _grad_n_views: Any) -> Tuple[Optional[torch.Tensor], None, None]:
         if not ctx.needs_input_grad[0]:
             return None, None, None
-        argmax, n_views = ctx.saved_tensors
+        index, n_views = ctx.saved_tensors
         V, _, h, w = ctx.shape
         grad = grad.contiguous()
         if ctx.pool_max:
-            return native().backward_max(grad, argmax, V, h, w), None, None
-        p: ProjectionInputs = ctx.inputs
-        g = native().backward_mean(p.coords, p.voxel_to_world, p.depth, p.intrinsics, p.world_to_cam,
-                                     p.view_batch, p.depth_thresh, p.near, p.far, grad, n_views, h, w)
-        return g, None, None
+            return native().backward_max(grad, index, V, h, w), None, None
+        return native().backward_mean(grad, index, n_views, V, h, w), None, None
 
 
 def backproject(coords: Union[torch.Tensor, SparseTensor], voxel_to_world: torch.Tensor, feats2d: torch.Tensor,

@@ -6,6 +6,13 @@ global batch).
 The task supplies a :class:`StepTask` (how to build the model and its optimizer, the batch of a step,
 the loss); :func:`run_steps` does the rest.
 
+Validation (a task with ``validate`` and ``val_every > 0``): after every ``val_every`` updates (and the
+last), ``validate(model)`` scores the weights (eval mode, no gradients); its row ``{"step": updates done,
+<metric>: float, "time_s": seconds it took}`` goes to ``val.jsonl`` and the loss plot's validation panel, and when its ``val_key`` is
+the best so far the weights are written to ``best.pt`` (atomic, the format of ``last.pt`` plus
+``"val"``: that row). ``last.pt`` records the best score (``"best"``: {"step", "key", "score"}), so a
+resumed run keeps it; validation uses no random numbers, so it never changes the training itself.
+
 Resume invariants: a checkpoint's ``step`` is the number of optimizer updates in its weights
 (Ctrl-C is held while an update is applied, so an update is never half done or uncounted);
 ``metrics.jsonl`` is appended before the checkpoint is written, so it always covers the
@@ -52,7 +59,8 @@ class LoopSettings:
     number of processes); checkpoint_every / log_every: steps between checkpoints / metrics rows;
     device: "cpu", "cuda", "cuda:1" (under torchrun cuda uses LOCAL_RANK); threads: torch threads for
     this run (0 = leave torch's setting); amp: "off" | "bf16" | "fp16" (fp16 adds gradient scaling);
-    init: start from this checkpoint's weights (fresh optimizer; ignored when resuming)."""
+    init: start from this checkpoint's weights (fresh optimizer; ignored when resuming); val_every: updates
+    between validations of a task that has ``validate`` (0 = none)."""
 
     out: str
     steps: int
@@ -64,12 +72,15 @@ class LoopSettings:
     threads: int = 0
     amp: str = "off"
     init: str = ""
+    val_every: int = 0
 
     @classmethod
     def of(cls, cfg: Any) -> "LoopSettings":
-        """The loop settings held by a task's training config (any object with these attribute names)."""
+        """The loop settings held by a task's training config (any object with these attribute names;
+        ``val_every`` is optional: 0 where the config has none)."""
         return cls(**{f: getattr(cfg, f) for f in ("out", "steps", "seed", "batch_size", "checkpoint_every",
-                                                   "log_every", "device", "threads", "amp", "init")})
+                                                   "log_every", "device", "threads", "amp", "init")},
+                   val_every=int(getattr(cfg, "val_every", 0)))
 
     def __post_init__(self) -> None:
         if self.amp not in AMP_DTYPES:
@@ -77,12 +88,16 @@ class LoopSettings:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if int(self.val_every) < 0:
+            raise ValueError(f"val_every must be >= 0 (0 = no validation), got {self.val_every}")
 
 
 # batch(step, rank, world_size, device) -> the batch of this process (its shard of the global batch)
 BatchFn = Callable[[int, DistInfo, torch.device], Any]
 # loss(model, batch) -> (scalar loss, {name: float} logged and plotted, {name: float} logged only)
 LossFn = Callable[[torch.nn.Module, Any], Tuple[torch.Tensor, Dict[str, float], Dict[str, float]]]
+# validate(model) -> {metric: float} of the held-out data (called in eval mode, under torch.no_grad)
+ValidateFn = Callable[[torch.nn.Module], Dict[str, float]]
 
 
 @dataclass
@@ -94,7 +109,8 @@ class StepTask:
     learning rate of a step (a pure function, so resuming is exact); batch / loss: see BatchFn / LossFn
     (``loss`` runs under autocast); config: stored as the checkpoint's "config" and config.json;
     extra_state: further checkpoint entries (e.g. the training data's voxel size);
-    postfix: logged keys shown on the progress bar."""
+    postfix: logged keys shown on the progress bar; validate: scores the weights on held-out data (see the
+    module docstring), val_key: its metric that picks ``best.pt``, val_higher_is_better: its direction."""
 
     name: str
     build_model: Callable[[], torch.nn.Module]
@@ -106,6 +122,23 @@ class StepTask:
     extra_state: Dict[str, Any] = field(default_factory=dict)
     postfix: Tuple[str, ...] = ("loss",)
     not_plotted: Tuple[str, ...] = ()
+    validate: Optional[ValidateFn] = None
+    val_key: str = ""
+    val_higher_is_better: bool = True
+
+    def __post_init__(self) -> None:
+        if self.validate is not None and not self.val_key:
+            raise ValueError(f"task {self.name!r}: val_key must name the metric of validate that picks best.pt")
+
+
+def is_better(score: float, best: Optional[Dict[str, Any]], higher_is_better: bool) -> bool:
+    """Whether ``score`` beats the best so far (``best["score"]``; None: nothing yet). A tie keeps the
+    earlier step; a nan score never wins."""
+    if score != score:
+        return False
+    if best is None:
+        return True
+    return score > best["score"] if higher_is_better else score < best["score"]
 
 
 @contextlib.contextmanager
@@ -184,7 +217,11 @@ def _run(task: StepTask, s: LoopSettings, info: DistInfo, device: torch.device, 
     if info.is_main:
         remove_stale_temps(s.out)  # temp files of atomic writes a killed run (kill -9) left behind
     ckpt_path = os.path.join(s.out, "last.pt")
+    best_path = os.path.join(s.out, "best.pt")
     jsonl = os.path.join(s.out, "metrics.jsonl")
+    val_jsonl = os.path.join(s.out, "val.jsonl")
+    validating = task.validate is not None and s.val_every > 0
+    best: Optional[Dict[str, Any]] = None  # {"step", "key", "score"} of best.pt
     start = 0
     if resume and latest_checkpoint(s.out):
         state = load_checkpoint(ckpt_path, device, task=task.name, require=("model", "optimizer", "step"))
@@ -193,19 +230,24 @@ def _run(task: StepTask, s: LoopSettings, info: DistInfo, device: torch.device, 
         if scaler.is_enabled() and "scaler" in state:
             scaler.load_state_dict(state["scaler"])
         start = int(state["step"])
+        best = state.get("best")
     else:
         if s.init:
             net.load_state_dict(load_checkpoint(s.init, device, task=task.name, require=("model",))["model"])
-        if info.is_main and os.path.isfile(jsonl):
-            os.remove(jsonl)
+        if info.is_main:
+            for stale in (jsonl, val_jsonl, best_path):  # of an earlier run in this folder
+                if os.path.isfile(stale):
+                    os.remove(stale)
     if info.enabled:
         _check_same_start(start, s.out, device)
     if info.is_main:
         truncate_jsonl(jsonl, start)
+        if os.path.isfile(val_jsonl):
+            truncate_jsonl(val_jsonl, start + 1)  # its rows count updates done: the checkpoint's own is kept
         atomic_write_json(os.path.join(s.out, "config.json"), task.config)
         if start >= s.steps and os.path.isfile(jsonl):
             # a run killed after its last checkpoint but before its plot: no checkpoint (and plot) comes again
-            plot_metrics(jsonl, os.path.join(s.out, "loss.png"), exclude=task.not_plotted)
+            plot_metrics(jsonl, os.path.join(s.out, "loss.png"), exclude=task.not_plotted, val_jsonl=val_jsonl)
     model: torch.nn.Module = net
     if info.enabled:
         model = torch.nn.parallel.DistributedDataParallel(
@@ -220,6 +262,40 @@ def _run(task: StepTask, s: LoopSettings, info: DistInfo, device: torch.device, 
 
     last_plot = -float("inf")  # perf_counter() of the last loss.png
 
+    def weights_state(step_done: int) -> Dict[str, Any]:
+        state = {"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step_done,
+                 "config": task.config, **task.extra_state}
+        if scaler.is_enabled():
+            state["scaler"] = scaler.state_dict()
+        return state
+
+    def validate(step_done: int) -> None:
+        """Score the weights after ``step_done`` updates; keep them in best.pt when they are the best."""
+        nonlocal best
+        if task.validate is None:
+            return
+        t0 = time.perf_counter()
+        net.eval()
+        try:
+            with torch.no_grad():
+                scores = task.validate(net)
+        finally:
+            net.train()
+        seconds = round(time.perf_counter() - t0, 4)
+        if task.val_key not in scores:
+            raise ValueError(f"task {task.name!r}: validate returned {sorted(scores)}, without val_key "
+                             f"{task.val_key!r}")
+        row = {"step": step_done, **{k: float(v) for k, v in scores.items()}, "time_s": seconds}
+        append_jsonl(val_jsonl, [row])
+        score = float(scores[task.val_key])
+        if is_better(score, best, task.val_higher_is_better):
+            best = {"step": step_done, "key": task.val_key, "score": score}
+            save_checkpoint(best_path, {**weights_state(step_done), "val": row, "best": best}, task.name)
+        text = ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
+        if best is not None:
+            text += f" (best {task.val_key} {best['score']:.4g} at step {best['step']})"
+        bar.write(f"validation after {step_done} steps: {text}")
+
     def checkpoint(step_done: int, final: bool = False) -> None:
         nonlocal last_plot
         redraw = final or step_done >= s.steps or time.perf_counter() - last_plot >= PLOT_EVERY_S
@@ -227,16 +303,16 @@ def _run(task: StepTask, s: LoopSettings, info: DistInfo, device: torch.device, 
             # metrics first: the rows always cover the checkpoint's steps (later rows are cut on resume)
             append_jsonl(jsonl, pending)
             pending.clear()
-            state = {"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step_done,
-                     "config": task.config, **task.extra_state}
-            if scaler.is_enabled():
-                state["scaler"] = scaler.state_dict()
+            state = weights_state(step_done)
+            if best is not None:
+                state["best"] = best
             save_checkpoint(ckpt_path, state, task.name)
             if redraw:
-                plot_metrics(jsonl, os.path.join(s.out, "loss.png"), exclude=task.not_plotted)
+                plot_metrics(jsonl, os.path.join(s.out, "loss.png"), exclude=task.not_plotted, val_jsonl=val_jsonl)
         if redraw:
-            # reference cycles holding tensors pile up between Python's rare full collections: free them
-            # here, in every process (benchmarks/soak_memory.py: +50-60 MiB per 1,000 steps without)
+            # garbage in reference cycles (each loss plot leaves ~3,400 matplotlib objects in them) piles up
+            # between Python's rare full collections: free it here, in every process (benchmarks/soak_memory.py:
+            # +50-60 MiB per 1,000 steps without, flat with; docs/reliability.md)
             gc.collect()
             last_plot = time.perf_counter()
 
@@ -268,6 +344,8 @@ def _run(task: StepTask, s: LoopSettings, info: DistInfo, device: torch.device, 
                 if info.is_main and step % s.log_every == 0:
                     pending.append(logs)
             bar.set_postfix({k: f"{logs[k]:.3f}" for k in task.postfix if k in logs})
+            if validating and info.is_main and ((step + 1) % s.val_every == 0 or step + 1 == s.steps):
+                validate(step + 1)  # before the checkpoint of the same step, which records the best score
             if (step + 1) % s.checkpoint_every == 0 or step + 1 == s.steps:
                 checkpoint(step + 1)
     except KeyboardInterrupt:

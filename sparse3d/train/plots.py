@@ -5,7 +5,8 @@ notebooks use is left alone. The PNG is written atomically.
 """
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+import os
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -18,12 +19,14 @@ NOT_PLOTTED = ("step", "lr", "time_s")
 
 def save_loss_plot(path: str, rows: Sequence[Mapping[str, float]], x: str = "step",
                    panels: Optional[Sequence[Tuple[str, Sequence[str]]]] = None, title: str = "",
-                   log_y: bool = False, exclude: Sequence[str] = (), dpi: int = 90) -> None:
+                   log_y: Union[bool, Sequence[bool]] = False, exclude: Sequence[str] = (), dpi: int = 90,
+                   panel_rows: Optional[Sequence[Sequence[Mapping[str, float]]]] = None) -> None:
     """Plot ``rows`` (dicts with the number ``x`` and logged values) to the PNG ``path``.
 
     panels: ``[(panel title, [keys])]``; default one untitled panel with every key of the last row but
     ``x`` and ``exclude``. A key a row lacks is a gap. Figure 7 x 4 inches for one panel, 4.5 x 3.2 per
-    panel otherwise. Nothing is written when ``rows`` is empty.
+    panel otherwise. Nothing is written when ``rows`` is empty. log_y: one flag for every panel or one per
+    panel; panel_rows: each panel's own rows (e.g. validation rows at other steps; default ``rows``).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -33,16 +36,22 @@ def save_loss_plot(path: str, rows: Sequence[Mapping[str, float]], x: str = "ste
         panels = [("", [k for k in rows[-1] if k != x and k not in exclude])]
     if not panels:
         raise ValueError("panels: expected at least one (title, keys) pair, got none")
+    logs = [bool(log_y)] * len(panels) if isinstance(log_y, bool) else [bool(v) for v in log_y]
+    per_panel = [rows] * len(panels) if panel_rows is None else list(panel_rows)
+    if len(logs) != len(panels) or len(per_panel) != len(panels):
+        raise ValueError(f"log_y and panel_rows: expected one entry per panel ({len(panels)}), got "
+                         f"{len(logs)} and {len(per_panel)}")
     fig = Figure(figsize=(7, 4) if len(panels) == 1 else (4.5 * len(panels), 3.2))
     FigureCanvasAgg(fig)
-    xs = [r[x] for r in rows]
     for j, (name, keys) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), j + 1)
+        prow = per_panel[j]
+        xs = [r[x] for r in prow]
         for k in keys:
-            ax.plot(xs, [r.get(k, np.nan) for r in rows], "o-" if len(rows) < 30 and len(keys) == 1 else "-",
-                    label=k, ms=3)
+            ax.plot(xs, [r.get(k, np.nan) for r in prow], "o-" if len(prow) < 30 and (len(keys) == 1 or prow is not rows)
+                    else "-", label=k, ms=3)
         ax.set_xlabel(x)
-        if log_y:
+        if logs[j]:
             ax.set_yscale("log")
         if name:
             ax.set_title(name, fontsize=9)
@@ -55,10 +64,22 @@ def save_loss_plot(path: str, rows: Sequence[Mapping[str, float]], x: str = "ste
     atomic_savefig(fig, path, dpi=dpi)
 
 
-def plot_metrics(jsonl: str, png: str, exclude: Sequence[str] = ()) -> None:
+def plot_metrics(jsonl: str, png: str, exclude: Sequence[str] = (), val_jsonl: Optional[str] = None) -> None:
     """Plot every logged loss term of ``metrics.jsonl`` against the step, log scale (the step loop's plot).
-    exclude: further keys that are not losses (e.g. a task's voxel count)."""
-    save_loss_plot(png, read_jsonl(jsonl), x="step", log_y=True, exclude=tuple(NOT_PLOTTED) + tuple(exclude))
+    exclude: further keys that are not losses (e.g. a task's voxel count). val_jsonl: the validation rows
+    (``val.jsonl`` of the step loop); where it has rows, a second panel shows them (linear scale)."""
+    rows = read_jsonl(jsonl)
+    val = read_jsonl(val_jsonl) if val_jsonl and os.path.isfile(val_jsonl) else []
+    if not val:
+        save_loss_plot(png, rows, x="step", log_y=True, exclude=tuple(NOT_PLOTTED) + tuple(exclude))
+        return
+    if not rows:
+        return
+    skip = set(NOT_PLOTTED) | set(exclude)
+    train_keys = [k for k in rows[-1] if k != "step" and k not in skip]
+    val_keys = [k for k in val[-1] if k != "step" and k not in NOT_PLOTTED]
+    save_loss_plot(png, rows, x="step", panels=[("training losses", train_keys), ("validation", val_keys)],
+                   log_y=[True, False], panel_rows=[rows, val])
 
 
 def plot_history(history: Dict, path: str, title: str = "", val_label: str = "validation") -> None:

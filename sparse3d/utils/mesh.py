@@ -48,7 +48,12 @@ def tsdf_to_mesh(tsdf: np.ndarray, mask: np.ndarray, voxel_size: float,
     cube[:-1, :-1, :-1] = _full_cubes(m)
     if not cube.any():
         return _empty()
-    verts, faces, _, _ = marching_cubes(vol, level=0.0, mask=cube, allow_degenerate=False)
+    try:
+        verts, faces, _, _ = marching_cubes(vol, level=0.0, mask=cube, allow_degenerate=False)
+    except RuntimeError as e:  # every sign change lies in a cube with an unobserved corner (or the border)
+        if "No surface found" in str(e):
+            return _empty()
+        raise
     # skimage's mask does not stop every cube that touches an invalid corner: keep the faces whose
     # cube (floor of the centroid) has all 8 corners valid, then drop unused vertices
     cell = np.clip(np.floor(verts[faces].mean(1)).astype(np.int64), 0, np.array(cube.shape) - 1)

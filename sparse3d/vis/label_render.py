@@ -10,7 +10,8 @@ palette colours stay recognisable), and below, one swatch + name per class prese
 """
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from dataclasses import replace
+from typing import List, Sequence, Tuple, TypeVar
 
 import numpy as np
 
@@ -19,19 +20,31 @@ from sparse3d.vis.render import (_camera, _cast, _font, _o3d, _fit_eye, _strip_h
                                  write_png)
 
 SHADE_MIN = 0.55  # darkest shading factor of a face (facing away from light and eye); 1.0 = the palette colour
+P = TypeVar("P")  # a panel dataclass with title, verts, faces (LabelPanel, ColorPanel)
 
 
-def place(panels: Sequence[LabelPanel], clip_top: float = 0.0) -> List[LabelPanel]:
-    """The panels shifted side by side along x (:func:`layout`) with the top ``clip_top`` of the height cut."""
+def place(panels: Sequence[P], clip_top: float = 0.0) -> List[P]:
+    """The panels (dataclasses with ``title``, ``verts``, ``faces``) shifted side by side along x
+    (:func:`layout`) with the top ``clip_top`` of the height cut; their other fields are kept."""
     placed = clip_top_panels(layout([(p.title, np.asarray(p.verts, np.float64), np.asarray(p.faces))
                                      for p in panels]), clip_top)
-    return [LabelPanel(t, v, f, p.labels) for (t, v, f), p in zip(placed, panels)]
+    return [replace(p, title=t, verts=v, faces=f) for (t, v, f), p in zip(placed, panels)]
 
 
 def _raycast_labels(placed: Sequence[LabelPanel], palette: Palette, width: int, height: int,
                     elevation_deg: float, azimuth_deg: float) -> Tuple[np.ndarray, np.ndarray]:
     """(image uint8 [H, W, 3], panel index int [H, W], -1 where nothing is hit). A pixel takes the colour
     of the label of the hit triangle's vertex nearest to the hit (barycentric weights)."""
+    lut = palette.lookup().astype(np.float64)
+    return raycast_vertex_colors(placed, [lut[np.asarray(p.labels)] for p in placed], width, height,
+                                 elevation_deg, azimuth_deg)
+
+
+def raycast_vertex_colors(placed: Sequence[P], colors: Sequence[np.ndarray], width: int, height: int,
+                          elevation_deg: float, azimuth_deg: float) -> Tuple[np.ndarray, np.ndarray]:
+    """(image uint8 [H, W, 3], panel index int [H, W], -1 where nothing is hit) of the placed panels, panel i's
+    vertices coloured ``colors[i]`` (float [V_i, 3], 0..255): a pixel takes the colour of the hit triangle's
+    vertex nearest to the hit (barycentric weights), lightly shaded."""
     o3d = _o3d()
     scene = o3d.t.geometry.RaycastingScene()
     gid_panel = {}
@@ -57,14 +70,13 @@ def _raycast_labels(placed: Sequence[LabelPanel], palette: Palette, width: int, 
     gids, prims, uv = ans["geometry_ids"].numpy(), ans["primitive_ids"].numpy(), ans["primitive_uvs"].numpy()
     bary = np.stack([1 - uv[..., 0] - uv[..., 1], uv[..., 0], uv[..., 1]], -1)
     corner = bary.argmax(-1)
-    lut = palette.lookup().astype(np.float64)
     img = np.full((height, width, 3), 255.0)
     ids = np.full((height, width), -1, np.int64)
     for gid, i in gid_panel.items():
         sel = hit & (gids == gid)
         p = placed[i]
         vert = np.asarray(p.faces)[prims[sel].astype(np.int64), corner[sel]]
-        img[sel] = lut[np.asarray(p.labels)[vert]] * shade[sel][:, None]
+        img[sel] = np.asarray(colors[i], np.float64)[vert] * shade[sel][:, None]
         ids[sel] = i
     # RaycastingScene rows/cols run opposite to an image
     return np.clip(img[::-1, ::-1], 0, 255).astype(np.uint8), ids[::-1, ::-1]

@@ -4,10 +4,12 @@
     sparse3d prepare-completion --scans ROOT --out DIR [--crops DIR]   old name of the above (alias, prints a notice)
     sparse3d train completion --config configs/completion_default.yaml [--data DIR --out DIR ...]
     sparse3d predict completion --checkpoint last.pt --input SCENE --out DIR    mesh (.ply) + sparse grid (.npz)
-    sparse3d eval completion --checkpoint last.pt --data DIR [--json metrics.json]
+    sparse3d eval completion --checkpoint last.pt --data DIR [--json metrics.json] [--threshold 0.5]
+    sparse3d eval completion --checkpoint last.pt --data DIR --tune-threshold [--split val]   pick --threshold
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from typing import TYPE_CHECKING, List
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, List
 from data_tools.recipes import RECIPES
 from sparse3d.tasks.completion.config import CompletionTrainConfig
 from sparse3d.train.cli_options import LOOP_OPTIONS, Option, add_overrides, given_overrides, run_train_command
-from sparse3d.utils.argtypes import device, nonneg_int, positive_float, positive_int, unit_fraction
+from sparse3d.utils.argtypes import device, nonneg_int, positive_float, positive_int, probability, unit_fraction
 
 if TYPE_CHECKING:
     from data_tools.frames import FrameSource
@@ -32,6 +34,8 @@ _OPTIONS: List[Option] = [
     ("batch_size", positive_int, None, "global batch; each torchrun process takes batch-size / processes"),
     ("lr", positive_float, None, "Adam learning rate"),
     ("backend", str, BACKENDS, "sparse convolution backend"),
+    ("val_every", nonneg_int, None, "steps between validations on the data's val split (0 = none): val.jsonl, "
+                                    "the loss plot's validation panel, best.pt (the best mean IoU)"),
 ]
 
 ALIGN_UP_HELP = ("rotate the scan so the cameras' mean up direction is +z (for RGB-D folders whose world is not "
@@ -39,6 +43,19 @@ ALIGN_UP_HELP = ("rotate the scan so the cameras' mean up direction is +z (for R
 NETWORK_ONLY_HELP = ("score the network's output alone (default: observed voxels keep their measured distance "
                      "and the network fills the unobserved space)")
 DEVICE_HELP = "torch device: cpu, cuda or cuda:N"
+
+
+def open_unit_fraction(s: str) -> float:
+    """An occupancy probability threshold: a number in (0, 1)."""
+    v = probability(s)
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {v}")
+    return v
+
+
+THRESHOLD_HELP = ("occupancy probability above which a finest-level voxel the network scores is surface (0.5: the "
+                  "training's decision; higher: less invented surface, lower recall; pick one with "
+                  "`sparse3d eval completion --tune-threshold`)")
 
 
 def register(subparsers) -> None:
@@ -71,8 +88,8 @@ def register_predict(psub) -> None:
     p = psub.add_parser("completion", help="complete a whole scene with a trained completion model")
     p.add_argument("--checkpoint", required=True, help="a completion checkpoint (last.pt of `sparse3d train completion`)")
     p.add_argument("--input", required=True,
-                   help="a crop / whole-scene sample .npz of a sparse3d.crops dataset, a ScanNet scene folder or an "
-                        "RGB-D folder")
+                   help="a crop / whole-scene sample .npz of a sparse3d.crops dataset, such a dataset folder (every "
+                        "crop), a ScanNet scene folder or an RGB-D folder")
     p.add_argument("--out", required=True, help="output folder: <name>_{input,prediction,target}.ply, "
                                                 "<name>_prediction_grid.npz, <name>_metrics.json")
     p.add_argument("--device", type=device, default="cpu", help=DEVICE_HELP)
@@ -81,6 +98,7 @@ def register_predict(psub) -> None:
     p.add_argument("--segments", type=positive_int, default=SEGMENTS, help="for scan folders: runs of input frames")
     p.add_argument("--seed", type=nonneg_int, default=0, help="for scan folders: seed of the input frame subset")
     p.add_argument("--network-only", action="store_true", help=NETWORK_ONLY_HELP)
+    p.add_argument("--threshold", type=open_unit_fraction, default=0.5, help=THRESHOLD_HELP)
     p.add_argument("--align-up", action="store_true", help="for scan folders: " + ALIGN_UP_HELP)
     p.set_defaults(func=_predict)
 
@@ -90,11 +108,32 @@ def register_eval(esub) -> None:
     """Add ``completion`` to the ``sparse3d eval`` tasks."""
     p = esub.add_parser("completion", help="metrics of a completion model on whole-scene samples")
     p.add_argument("--checkpoint", required=True, help="a completion checkpoint (last.pt of `sparse3d train completion`)")
-    p.add_argument("--data", required=True, help="a sparse3d.crops dataset folder (every split is scored), e.g. "
-                                                 "whole-scene samples")
-    p.add_argument("--json", default=None, help="write the metrics here (default: <data>/metrics.json)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="a sparse3d.crops dataset folder (every split is scored), e.g. whole-scene samples")
+    src.add_argument("--rgbd", help="an RGB-D folder or ScanNet scene folder: input fused from a seeded "
+                                    "--input-fraction of the frames, target from all; writes a table, JSON, meshes "
+                                    "and a picture (input / prediction / target / errors) to --out")
+    p.add_argument("--out", default=None, help="with --rgbd: output folder (default: out/rgbd_eval/<folder name>)")
+    p.add_argument("--input-fraction", type=unit_fraction, default=None,
+                   help=f"with --rgbd: fraction of frames fused as input (default: {INPUT_FRACTION})")
+    p.add_argument("--segments", type=positive_int, default=None,
+                   help=f"with --rgbd: runs of input frames (default: {SEGMENTS})")
+    p.add_argument("--seed", type=nonneg_int, default=None, help="with --rgbd: seed of the input frame subset (default: 0)")
+    p.add_argument("--align-up", action="store_true", help="with --rgbd: " + ALIGN_UP_HELP)
+    p.add_argument("--json", default=None, help="write the metrics here (default: <data>/metrics.json; with "
+                                                 "--tune-threshold <data>/threshold.json; with --rgbd "
+                                                 "<out>/<folder name>_metrics.json)")
+    p.add_argument("--split", default=None, help="score only this split of the dataset (default: every split; "
+                                                 "with --tune-threshold: val)")
     p.add_argument("--device", type=device, default="cpu", help=DEVICE_HELP)
     p.add_argument("--network-only", action="store_true", help=NETWORK_ONLY_HELP)
+    p.add_argument("--threshold", type=open_unit_fraction, default=0.5, help=THRESHOLD_HELP)
+    p.add_argument("--tune-threshold", action="store_true",
+                   help="instead of scoring: try --thresholds on --split and choose the one with the highest mean "
+                        "IoU whose mean chamfer distance is not worse than the raw input's (writes the table to --json)")
+    p.add_argument("--thresholds", type=open_unit_fraction, nargs="+", default=None,
+                   help="candidates of --tune-threshold (default: 0.3 0.4 0.5 0.6 0.7 0.8)")
+    p.add_argument("--no-chamfer", action="store_true", help="skip the chamfer distance (no meshing: faster)")
     p.set_defaults(func=_eval)
 
 
@@ -151,52 +190,93 @@ def _train(args) -> int:
     return run_train_command(args, load_config, train, given_overrides(args, _OPTIONS + LOOP_OPTIONS))
 
 
+def _fuse_scan(args, net, cfg, path: str):
+    """A whole-scene Sample of a scan folder (:func:`sparse3d.tasks.completion.rgbd_eval.fuse_scan`)."""
+    from sparse3d.tasks.completion.rgbd_eval import fuse_scan
+    vs = getattr(net.config, "voxel_size", None)
+    if vs is None:
+        raise SystemExit(f"error: {args.checkpoint} does not record its training voxel size; fuse the scan with "
+                         "`sparse3d preprocess SCANS OUT --recipe completion --placement whole --voxel-size V` and pass a "
+                         "crop .npz as --input")
+    print(f"fusing {path}: input from {args.input_fraction:.0%} of the frames (seed {args.seed}), target from all",
+          file=sys.stderr)
+    return fuse_scan(path, vs, cfg.model.trunc, args.input_fraction, args.segments, args.seed, args.align_up)
+
+
 def _predict(args) -> int:
-    from sparse3d.tasks.completion.dataset import load_data_tools_crop, sample_from_crop
+    from tqdm import tqdm
+
     from sparse3d.tasks.completion.checkpoint import load_model
-    from sparse3d.tasks.completion.predict import evaluate_sample, format_table, write_json, write_outputs
+    from sparse3d.tasks.completion.dataset import CompletionDataset, load_data_tools_crop
+    from sparse3d.tasks.completion.evaluate import sample_name
+    from sparse3d.tasks.completion.predict import (NoSurfaceError, evaluate_sample, format_table, write_json,
+                                                   write_outputs)
     net, cfg = load_model(args.checkpoint, args.device)
     net.to(args.device)
     if os.path.isfile(args.input):
-        sample, name = load_data_tools_crop(args.input), os.path.splitext(os.path.basename(args.input))[0]
+        items = [(os.path.splitext(os.path.basename(args.input))[0], lambda: load_data_tools_crop(args.input))]
+    elif os.path.isfile(os.path.join(args.input, "manifest.json")):  # a sparse3d.crops dataset: every crop
+        ds = CompletionDataset(args.input, split=None)
+        items = [(sample_name(p, args.input).replace(os.sep, "_"), lambda i=i: ds[i]) for i, p in enumerate(ds.paths)]
     else:
-        vs = getattr(net.config, "voxel_size", None)
-        if vs is None:
-            raise SystemExit(f"error: {args.checkpoint} does not record its training voxel size; fuse the scan with "
-                             "`sparse3d preprocess SCANS OUT --recipe completion --placement whole --voxel-size V` and pass a "
-                             "crop .npz as --input")
-        from data_tools import build_crops, recipe_config
-        name = os.path.basename(os.path.normpath(args.input))
-        crops: list = []
-        build_crops(_open_frames(args.input, args.align_up), name, recipe_config(
-            "completion", placement="whole", voxel_size=vs, trunc_voxels=cfg.model.trunc,
-            input_fraction=args.input_fraction, segments=args.segments, seed=args.seed),
-            sink=lambda _, crop: crops.append(crop))
-        sample = sample_from_crop(crops[0])
-        name = os.path.basename(os.path.normpath(args.input))
-    report, pred, ms = evaluate_sample(net, sample, args.device, cfg.occ_thresh, frontier=cfg.frontier,
-                                       keep_observed=not args.network_only)
-    paths = write_outputs(args.out, name, sample, pred, ms, cfg.occ_thresh)
-    write_json(os.path.join(args.out, f"{name}_metrics.json"), report)
-    print(format_table({name: report}))
-    print("wrote " + ", ".join(paths.values()))
-    return 0
+        items = [(os.path.basename(os.path.normpath(args.input)), lambda: _fuse_scan(args, net, cfg, args.input))]
+    rows, failed = {}, {}
+    for name, load in tqdm(items, desc="predict completion", unit="sample", disable=len(items) < 2):
+        sample = load()
+        try:
+            report, pred, ms = evaluate_sample(net, sample, args.device, cfg.occ_thresh, frontier=cfg.frontier,
+                                               keep_observed=not args.network_only, threshold=args.threshold)
+        except NoSurfaceError as e:
+            failed[name] = str(e)
+            tqdm.write(f"{name}: no meshes written: {e}")
+            continue
+        paths = write_outputs(args.out, name, sample, pred, ms, cfg.occ_thresh)
+        write_json(os.path.join(args.out, f"{name}_metrics.json"), {**report, "threshold": args.threshold})
+        rows[name] = report
+        if len(items) == 1:
+            print("wrote " + ", ".join(paths.values()))
+    if rows:
+        print(format_table(rows))
+    if len(items) > 1:
+        print(f"wrote {len(rows)} predictions to {args.out}" + (f"; {len(failed)} without meshes" if failed else ""))
+    return 0 if rows else 1
 
 
 def _eval(args) -> int:
-    from sparse3d.tasks.completion.dataset import CompletionDataset
     from sparse3d.tasks.completion.checkpoint import load_model
-    from sparse3d.tasks.completion.predict import evaluate_sample, format_table, write_json
+    from sparse3d.tasks.completion.evaluate import (DEFAULT_THRESHOLDS, evaluate_dataset, format_tuning,
+                                                    tune_threshold)
+    from sparse3d.tasks.completion.predict import format_pr_table, format_table, write_json
+    rgbd_only = [f"--{k.replace('_', '-')}" for k in ("out", "input_fraction", "segments", "seed", "align_up")
+                 if getattr(args, k) not in (None, False)]
+    if args.rgbd:
+        if args.tune_threshold or args.split:
+            raise SystemExit("error: --tune-threshold and --split need --data (a dataset with splits), not --rgbd")
+        from sparse3d.tasks.completion.rgbd_eval import run_rgbd_eval
+        args.input_fraction = INPUT_FRACTION if args.input_fraction is None else args.input_fraction
+        args.segments = SEGMENTS if args.segments is None else args.segments
+        args.seed = 0 if args.seed is None else args.seed
+        return run_rgbd_eval(args)
+    if rgbd_only:
+        raise SystemExit(f"error: {', '.join(rgbd_only)} only apply with --rgbd (with --data the dataset's samples "
+                         "are already fused)")
     net, cfg = load_model(args.checkpoint, args.device)
     net.to(args.device)
-    ds = CompletionDataset(args.data, split=None)
-    rows = {}
-    for i, p in enumerate(ds.paths):
-        name = os.path.splitext(os.path.relpath(p, args.data))[0]
-        rows[name], _, _ = evaluate_sample(net, ds[i], args.device, cfg.occ_thresh,
-                                           frontier=cfg.frontier, keep_observed=not args.network_only)
+    if args.tune_threshold:
+        tuned = tune_threshold(net, args.data, args.split or "val", args.thresholds or DEFAULT_THRESHOLDS,
+                               args.device, cfg.occ_thresh, cfg.frontier, not args.network_only)
+        out = args.json or os.path.join(args.data, "threshold.json")
+        write_json(out, {"checkpoint": args.checkpoint, **tuned})
+        print(format_tuning(tuned))
+        print(f"wrote {out}")
+        return 0
+    result = evaluate_dataset(net, args.data, args.split, args.device, cfg.occ_thresh, cfg.frontier,
+                              not args.network_only, args.threshold, with_chamfer=not args.no_chamfer)
+    result.settings["checkpoint"] = args.checkpoint
     out = args.json or os.path.join(args.data, "metrics.json")
-    write_json(out, rows)
-    print(format_table(rows))
+    write_json(out, result.to_json())
+    print(format_table(result.rows))
+    print(format_pr_table(result.rows))
+    print(result.summary())
     print(f"wrote {out}")
-    return 0
+    return 0 if result.rows else 1

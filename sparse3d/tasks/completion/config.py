@@ -50,6 +50,8 @@ class CompletionTrainConfig:
     threads: int = 0  # torch.set_num_threads (0 = leave torch's default)
     amp: str = "off"  # mixed precision: "off", "bf16" (autocast) or "fp16" (autocast + gradient scaling)
     cache_mib: float = 1024  # decoded training crops kept in memory, MiB (0: decode each crop on every step)
+    val_every: int = 250  # steps between validations on the data's val split (0 = none); best.pt = best val IoU
+    val_crops: int = 8  # validation crops (evenly spaced over the val split)
     model: CompletionConfig = field(default_factory=CompletionConfig)  # the network
 
     def __post_init__(self) -> None:
@@ -64,6 +66,8 @@ class CompletionTrainConfig:
             raise ValueError(f"amp must be one of {sorted(AMP_DTYPES)}, got {self.amp!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {list(BACKENDS)}, got {self.backend!r}")
+        if self.val_every < 0 or self.val_crops < 1:
+            raise ValueError(f"val_every must be >= 0 and val_crops >= 1, got {self.val_every} and {self.val_crops}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError(f"steps and batch_size must be >= 1, got {self.steps} and {self.batch_size}")
 

@@ -4,11 +4,24 @@
 * L1 of the distance on known target space (voxels) — the prediction's tsdf where it predicts
   a voxel, +trunc (free space) elsewhere; the same rule scores the raw input;
 * chamfer distance (metres, symmetric mean of nearest-neighbour distances) of two meshes'
-  sampled surface points.
+  sampled surface points; :func:`voxel_chamfer` is its cheap stand-in on surface-voxel centres
+  (no meshing: the validation during training uses it);
+* precision and recall of the predicted surface voxels (does the prediction invent surface? does it
+  find the target's?), overall and separately on *observed* and *unobserved* space.
+
+Observed space is every voxel the partial input observed (``input_known``: the voxels its depth
+fusion reached, its surface band and the free space it carved); unobserved space is the rest. Both
+are counted only where the target is known. With ``P`` the predicted surface voxels, ``T`` the
+target's and ``R`` a region::
+
+    precision_R = |P & T & R| / |P & R|      recall_R = |P & T & R| / |T & R|      (nan when 0 / 0)
+
+Metrics that cannot be computed (a ratio 0 / 0, the chamfer distance of an empty mesh) are nan / inf;
+the tables show them as "n/a" and JSON as null.
 """
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -60,14 +73,53 @@ def sample_mesh(verts: np.ndarray, faces: np.ndarray, n: int = 20000, seed: int 
     return (t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])).astype(np.float32)
 
 
+def precision_recall(pred_occ: np.ndarray, target_occ: np.ndarray, region: np.ndarray) -> Tuple[float, float]:
+    """bool [X, Y, Z] each -> (precision, recall) of the predicted surface voxels inside ``region``
+    (see the module docstring; nan where the denominator is 0)."""
+    if pred_occ.shape != target_occ.shape or region.shape != pred_occ.shape:
+        raise ValueError(f"pred_occ, target_occ and region must share one shape, got "
+                         f"{pred_occ.shape}, {target_occ.shape}, {region.shape}")
+    p, t = pred_occ & region, target_occ & region
+    hit, n_p, n_t = int((p & t).sum()), int(p.sum()), int(t.sum())
+    return (hit / n_p if n_p else float("nan")), (hit / n_t if n_t else float("nan"))
+
+
+def region_metrics(pred_occ: np.ndarray, target_occ: np.ndarray, target_known: np.ndarray,
+                   input_known: np.ndarray) -> Dict[str, float]:
+    """Precision / recall of the predicted surface overall and on observed (``input_known``) and
+    unobserved space, and IoU per region; all over ``target_known`` voxels. bool [X, Y, Z] each.
+    Keys: precision, recall, {iou,precision,recall}_{observed,unobserved}."""
+    out: Dict[str, float] = {}
+    out["precision"], out["recall"] = precision_recall(pred_occ, target_occ, target_known)
+    for name, region in (("observed", target_known & input_known), ("unobserved", target_known & ~input_known)):
+        p, r = precision_recall(pred_occ, target_occ, region)
+        out[f"iou_{name}"] = iou(pred_occ, target_occ, region)
+        out[f"precision_{name}"], out[f"recall_{name}"] = p, r
+    return out
+
+
+def voxel_chamfer(pred_occ: np.ndarray, target_occ: np.ndarray, voxel_size: float) -> float:
+    """Chamfer distance (metres, as :func:`chamfer`) of the centres of two sets of surface voxels,
+    bool [X, Y, Z] each: a cheap stand-in for the mesh chamfer distance (no meshing, no sampling;
+    the distance is quantised to the voxel grid). inf when either set is empty."""
+    if pred_occ.shape != target_occ.shape:
+        raise ValueError(f"pred_occ and target_occ must share one shape, got {pred_occ.shape}, {target_occ.shape}")
+    return chamfer(np.argwhere(pred_occ) * float(voxel_size), np.argwhere(target_occ) * float(voxel_size))
+
+
 def completion_metrics(pred_tsdf: np.ndarray, pred_occ: np.ndarray, target_tsdf: np.ndarray,
                        target_known: np.ndarray, trunc: float, occ_thresh: float = 1.0,
-                       pred_mesh=None, target_mesh=None) -> Dict[str, float]:
-    """All metrics of one scene; meshes are (verts [V, 3] metres, faces [F, 3]) or None."""
+                       pred_mesh=None, target_mesh=None, input_known: Optional[np.ndarray] = None
+                       ) -> Dict[str, float]:
+    """All metrics of one scene; meshes are (verts [V, 3] metres, faces [F, 3]) or None.
+    input_known bool [X, Y, Z]: the input's observed voxels; given, the precision / recall keys of
+    :func:`region_metrics` are added."""
     target_occ = target_known & (np.abs(target_tsdf) < occ_thresh)
     out = {"iou": iou(pred_occ, target_occ, target_known),
            "l1": l1_known(pred_tsdf, target_tsdf, target_known, trunc),
            "pred_voxels": int(pred_occ.sum()), "target_voxels": int(target_occ.sum())}
+    if input_known is not None:
+        out.update(region_metrics(pred_occ, target_occ, target_known, input_known))
     if pred_mesh is not None and target_mesh is not None:
         out["chamfer_m"] = chamfer(sample_mesh(*pred_mesh), sample_mesh(*target_mesh))
     return out

@@ -12,10 +12,15 @@ known = 1 for observed near-surface voxels and 0 for the unobserved frontier vox
     finest    occupancy + truncated signed distance (voxel units, in [-trunc, trunc]); the distance
               head also sees the raw input (tsdf / trunc, known) at each voxel it has, so observed
               distances need not be re-learned through the encoder-decoder
+    groups    with ``groups`` > 1 the ``group_levels`` finest levels decide their occupancy in
+              interleaved groups (8 parity classes or a 2-class checkerboard), each group's head seeing
+              the occupancy already decided for the earlier groups around it (ScanComplete's dependent
+              predictions; sparse3d/tasks/completion/dependent.py); 1 = all voxels of a level at once
 
 Fully convolutional: train on crops, predict whole scenes. During training, ``keep`` at each
 level is ``predicted | target`` (given by ``target_fn``) so finer levels always see the true
-surface; at inference only the prediction decides.
+surface, and grouped levels condition on the true occupancy of earlier groups (teacher forcing);
+at inference only the prediction decides.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ from torch import nn
 
 import sparse3d.nn as snn
 from sparse3d import ops
+from sparse3d.tasks.completion.dependent import GROUP_CHOICES, GroupedOccupancy
 from sparse3d.tensor import SparseTensor, require_sparse_tensor
 
 # target_fn(coords int32 [N, 4], stride) -> bool [N]: true occupancy at that level.
@@ -43,6 +49,10 @@ class CompletionConfig:
     blocks: int = 1  # submanifold conv blocks per level (encoder and decoder)
     coarse_dense: bool = False  # coarsest level covers every voxel inside ``bounds`` (SG-NN style)
     trunc: float = 3.0  # truncation (voxels) of the regressed distance
+    groups: int = 1  # 1: a level's voxels at once; 8 (parity classes) or 2 (checkerboard): dependent groups
+    group_levels: int = 1  # with groups > 1: this many of the finest levels predict in groups (1 = the finest)
+    group_channels: int = 8  # with groups > 1: channels of the context conv over the decided occupancy
+    group_sampling: float = 0.0  # training: fraction of earlier-group voxels given the model's own decision
     # metres per voxel of the training data (set from the checkpoint by load_model; None = not recorded).
     # Not a network parameter: prediction checks that a sample's voxel size matches it.
     voxel_size: Optional[float] = None
@@ -55,6 +65,15 @@ class CompletionConfig:
             raise ValueError(f"grow_steps must be >= 0, got {self.grow_steps}")
         if self.trunc <= 0:
             raise ValueError(f"trunc must be > 0 voxels, got {self.trunc}")
+        if self.groups not in GROUP_CHOICES:
+            raise ValueError(f"groups must be one of {list(GROUP_CHOICES)}, got {self.groups!r}")
+        if not 1 <= self.group_levels <= len(self.channels):
+            raise ValueError(f"group_levels must be in [1, {len(self.channels)}] (the number of levels), "
+                             f"got {self.group_levels}")
+        if self.group_channels < 1:
+            raise ValueError(f"group_channels must be >= 1, got {self.group_channels}")
+        if not 0.0 <= self.group_sampling <= 1.0:
+            raise ValueError(f"group_sampling must be in [0, 1], got {self.group_sampling!r}")
         if self.voxel_size is not None and not self.voxel_size > 0:
             raise ValueError(f"voxel_size must be > 0 metres or None, got {self.voxel_size}")
 
@@ -130,6 +149,12 @@ class CompletionNet(nn.Module):
                                            *[_block(ch[i], ch[i]) for _ in range(cfg.blocks)]))
             self.occ.append(snn.Linear(ch[i], 1))
         self.sdf = snn.Linear(ch[0] + cfg.in_channels, 1)  # finest features + the raw input where it exists
+        # dependent groups: level index (coarse -> fine, as in forward) -> its grouped head
+        self.dependent = nn.ModuleDict()
+        if cfg.groups > 1:
+            for lvl in range(L - cfg.group_levels, L):
+                self.dependent[str(lvl)] = GroupedOccupancy(ch[L - 1 - lvl], cfg.groups, cfg.group_channels,
+                                                            cfg.group_sampling)
 
     @property
     def num_levels(self) -> int:
@@ -165,7 +190,11 @@ class CompletionNet(nn.Module):
                 h = ops.prune(h, _in_bounds(h, bounds))
                 skip_feats, _ = ops.align(skips[-1 - lvl], h)
                 h = self.fuse[lvl - 1](h.replace(torch.cat([h.feats, skip_feats], 1)))
-            logit = self.occ[lvl](h).feats[:, 0]
+            if str(lvl) in self.dependent:
+                target = target_fn(h.coords, h.stride).to(h.device) if target_fn is not None else None
+                h, logit = self.dependent[str(lvl)](h, self.occ[lvl].module, target)
+            else:
+                logit = self.occ[lvl](h).feats[:, 0]
             out.levels.append(h)
             out.logits.append(logit)
             out.strides.append(h.stride)

@@ -14,7 +14,7 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -55,35 +55,62 @@ def check_sample(net: CompletionNet, sample: Sample) -> None:
                          f"({vs} m): prepare the sample at the voxel size the model was trained on")
 
 
+@dataclass
+class NetworkOutput:
+    """The network's finest level on a whole sample: coords int [M, 3] (every finest voxel it scored),
+    tsdf float32 [M] (predicted distance, voxels) and logits float32 [M] (occupancy logits)."""
+
+    coords: np.ndarray
+    tsdf: np.ndarray
+    logits: np.ndarray
+
+
+def threshold_logit(threshold: float) -> float:
+    """The occupancy logit of a probability threshold in (0, 1): log(t / (1 - t)) (0.5 -> exactly 0.0)."""
+    t = float(threshold)
+    if not 0.0 < t < 1.0:
+        raise ValueError(f"threshold must be an occupancy probability in (0, 1), got {threshold!r}")
+    return 0.0 if t == 0.5 else math.log(t / (1.0 - t))
+
+
 @torch.no_grad()
-def predict_sample(net: CompletionNet, sample: Sample, device: str | torch.device = "cpu",
-                   frontier: bool = True, keep_observed: bool = True, occ_thresh: float = 1.0) -> Prediction:
-    """Run ``net`` (eval mode) on a whole sample of any size (checked with :func:`check_sample`).
+def run_network(net: CompletionNet, sample: Sample, device: str | torch.device = "cpu",
+                frontier: bool = True) -> NetworkOutput:
+    """Run ``net`` (eval mode) once on a whole sample of any size (checked with :func:`check_sample`);
+    :func:`decide` turns the result into a :class:`Prediction` (at any threshold, without rerunning)."""
+    check_sample(net, sample)
+    net.eval()
+    c, f = sparse_input(sample.input_tsdf, sample.input_known, sample.trunc, frontier)
+    if len(c) == 0:
+        return NetworkOutput(np.zeros((0, 3), np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32))
+    x = SparseTensor(torch.from_numpy(np.concatenate([np.zeros((len(c), 1), np.int32), c], 1)),
+                     torch.from_numpy(f)).to(device)
+    out = net(x, bounds=sample.shape)
+    return NetworkOutput(out.levels[-1].coords[:, 1:].long().cpu().numpy(), out.tsdf_all.float().cpu().numpy(),
+                         out.logits[-1].float().cpu().numpy())
+
+
+def decide(sample: Sample, raw: NetworkOutput, threshold: float = 0.5, keep_observed: bool = True,
+           occ_thresh: float = 1.0) -> Prediction:
+    """The prediction of :func:`run_network`'s output: a scored finest voxel is occupied when its
+    occupancy probability is > ``threshold`` (0.5: logit > 0, the training's decision).
 
     keep_observed: voxels the input observed (``input_known``) keep their measured distance and
     occupancy (``|tsdf| < occ_thresh``); the network's output fills the unobserved space. Off: the
     network's output alone (it re-predicts observed space too, less accurately than the measurement).
     """
-    check_sample(net, sample)
-    net.eval()
-    c, f = sparse_input(sample.input_tsdf, sample.input_known, sample.trunc, frontier)
     shape = sample.shape
     tsdf = np.full(shape, sample.trunc, np.float32)
     occ = np.zeros(shape, bool)
     scored = np.zeros(shape, bool)
-    if len(c) == 0:
-        return Prediction(tsdf, occ, scored, np.zeros((0, 3), np.int32), np.zeros(0, np.float32))
-    x = SparseTensor(torch.from_numpy(np.concatenate([np.zeros((len(c), 1), np.int32), c], 1)),
-                     torch.from_numpy(f)).to(device)
-    out = net(x, bounds=shape)
-    fine = out.levels[-1].coords[:, 1:].long().cpu().numpy()
-    d = out.tsdf_all.float().cpu().numpy()
-    idx = tuple(fine.T)
-    keep = (out.logits[-1] > 0).cpu().numpy()
-    # a voxel the classifier rejects is not on the surface: keep its sign, push it off the band
-    tsdf[idx] = np.where(keep, d, np.sign(d) * np.maximum(np.abs(d), 1.0))
-    scored[idx] = True
-    occ[tuple(fine[keep].T)] = True
+    fine, d = raw.coords, raw.tsdf
+    keep = raw.logits > threshold_logit(threshold)
+    if len(fine):
+        idx = tuple(fine.T)
+        # a voxel the classifier rejects is not on the surface: keep its sign, push it off the band
+        tsdf[idx] = np.where(keep, d, np.sign(d) * np.maximum(np.abs(d), 1.0))
+        scored[idx] = True
+        occ[tuple(fine[keep].T)] = True
     if keep_observed:
         seen = sample.input_known
         tsdf = np.where(seen, sample.input_tsdf, tsdf).astype(np.float32)
@@ -91,7 +118,14 @@ def predict_sample(net: CompletionNet, sample: Sample, device: str | torch.devic
         scored = scored | seen
         coords = np.argwhere(occ).astype(np.int32)
         return Prediction(tsdf, occ, scored, coords, tsdf[tuple(coords.T)])
-    return Prediction(tsdf, occ, scored, fine[keep].astype(np.int32), d[keep].astype(np.float32))
+    return Prediction(tsdf, occ, scored, fine[keep].astype(np.int32).reshape(-1, 3), d[keep].astype(np.float32))
+
+
+def predict_sample(net: CompletionNet, sample: Sample, device: str | torch.device = "cpu",
+                   frontier: bool = True, keep_observed: bool = True, occ_thresh: float = 1.0,
+                   threshold: float = 0.5) -> Prediction:
+    """:func:`run_network` then :func:`decide` (see there for ``keep_observed`` and ``threshold``)."""
+    return decide(sample, run_network(net, sample, device, frontier), threshold, keep_observed, occ_thresh)
 
 
 def input_prediction(sample: Sample, occ_thresh: float = 1.0) -> Prediction:
@@ -107,29 +141,51 @@ def occupancy_mesh(occ: np.ndarray, voxel_size: float, origin=None) -> Mesh:
     return tsdf_to_mesh(np.where(occ, -0.5, 0.5).astype(np.float32), np.ones(occ.shape, bool), voxel_size, origin)
 
 
+class NoSurfaceError(ValueError):
+    """A mesh of a sample cannot be extracted (marching cubes finds no surface in the cubes whose
+    corners are all known): the sample has no surface to score by chamfer distance."""
+
+
+def _mesh_or_raise(name: str, make: Callable[[], Mesh]) -> Mesh:
+    try:
+        return make()
+    except RuntimeError as e:  # skimage: "No surface found at the given iso value."
+        raise NoSurfaceError(f"the {name} mesh: marching cubes found no surface ({e})") from e
+
+
 def meshes(sample: Sample, pred: Prediction, occ_thresh: float = 1.0) -> Dict[str, Mesh]:
     """input / prediction: shells of their occupied (surface) voxels, so both are meshed the same way
     (the regressed distance is too weak to mesh from: see docs/completion.md); target: its TSDF.
-    occ_thresh: |tsdf| < occ_thresh (voxels) is an occupied input voxel (the config's ``occ_thresh``)."""
+    occ_thresh: |tsdf| < occ_thresh (voxels) is an occupied input voxel (the config's ``occ_thresh``).
+    Raises :class:`NoSurfaceError` naming the mesh when marching cubes finds no surface."""
     vs, o = sample.voxel_size, sample.origin
     base = input_prediction(sample, occ_thresh)
-    return {"input": occupancy_mesh(base.occ, vs, o),
-            "prediction": occupancy_mesh(pred.occ, vs, o),
-            "target": tsdf_to_mesh(sample.target_tsdf, sample.target_known, vs, o)}
+    return {"input": _mesh_or_raise("input", lambda: occupancy_mesh(base.occ, vs, o)),
+            "prediction": _mesh_or_raise("prediction", lambda: occupancy_mesh(pred.occ, vs, o)),
+            "target": _mesh_or_raise("target", lambda: tsdf_to_mesh(sample.target_tsdf, sample.target_known, vs, o))}
 
 
 def evaluate_sample(net: CompletionNet, sample: Sample, device: str | torch.device = "cpu",
                     occ_thresh: float = 1.0, with_chamfer: bool = True, frontier: bool = True,
-                    keep_observed: bool = True) -> Tuple[Dict[str, Dict[str, float]], Prediction, Dict[str, Mesh]]:
-    """Metrics of the prediction (see :func:`predict_sample` for ``keep_observed``) and of the raw input
-    against the target."""
-    pred = predict_sample(net, sample, device, frontier, keep_observed, occ_thresh)
+                    keep_observed: bool = True, threshold: float = 0.5
+                    ) -> Tuple[Dict[str, Dict[str, float]], Prediction, Dict[str, Mesh]]:
+    """Metrics of the prediction (see :func:`decide` for ``keep_observed`` and ``threshold``) and of the
+    raw input against the target. Raises :class:`NoSurfaceError` (with_chamfer) when a mesh cannot be made."""
+    return score_prediction(sample, predict_sample(net, sample, device, frontier, keep_observed, occ_thresh,
+                                                   threshold), occ_thresh, with_chamfer)
+
+
+def score_prediction(sample: Sample, pred: Prediction, occ_thresh: float = 1.0, with_chamfer: bool = True
+                     ) -> Tuple[Dict[str, Dict[str, float]], Prediction, Dict[str, Mesh]]:
+    """({"input": metrics, "prediction": metrics}, pred, meshes) of a prediction of ``sample``
+    (:func:`~sparse3d.tasks.completion.metrics.completion_metrics`, with precision / recall on observed and
+    unobserved space)."""
     base = input_prediction(sample, occ_thresh)
     ms = meshes(sample, pred, occ_thresh) if with_chamfer else {}
     report = {}
     for name, p in (("input", base), ("prediction", pred)):
         report[name] = completion_metrics(p.tsdf, p.occ, sample.target_tsdf, sample.target_known, sample.trunc,
-                                          occ_thresh, ms.get(name), ms.get("target"))
+                                          occ_thresh, ms.get(name), ms.get("target"), sample.input_known)
     return report, pred, ms
 
 
@@ -176,6 +232,44 @@ _COLUMNS = [("IoU input", "input", "iou", 10, 3), ("IoU pred", "prediction", "io
             ("CD input", "input", "chamfer_m", 9, 4), ("CD pred", "prediction", "chamfer_m", 9, 4)]
 
 
+_PR_COLUMNS = [("P", "precision"), ("R", "recall"), ("P obs", "precision_observed"), ("R obs", "recall_observed"),
+               ("P unobs", "precision_unobserved"), ("R unobs", "recall_unobserved"),
+               ("IoU unobs", "iou_unobserved")]
+
+
+def _name_width(rows: Dict[str, Any]) -> int:
+    """Width of the first column of a table: 16, or the longest scene name."""
+    return max([16] + [len(k) for k in rows])
+
+
+def _finite(v: Any) -> Optional[float]:
+    return float(v) if isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(v) else None
+
+
+def format_pr_table(rows: Dict[str, Dict[str, Dict[str, float]]]) -> str:
+    """{scene: {"input": m, "prediction": m}} -> a text table of the surface's precision / recall overall,
+    on observed and on unobserved space (:func:`~sparse3d.tasks.completion.metrics.region_metrics`), input and
+    prediction on two lines per scene, with the means (of the scenes where a value is defined)."""
+    n = _name_width(rows)
+    head = f"{'scene':<{n}} {'':<5} " + " ".join(f"{h:>9}" for h, _ in _PR_COLUMNS)
+    lines = [head]
+    for scene, r in rows.items():
+        for j, (label, key) in enumerate((("input", "input"), ("pred", "prediction"))):
+            v = [_finite(r.get(key, {}).get(k)) for _, k in _PR_COLUMNS]
+            lines.append(f"{scene if j == 0 else '':<{n}} {label:<5} " + " ".join(_cell(x, 9, 3) for x in v))
+    if len(rows) > 1:
+        for j, (label, key) in enumerate((("input", "input"), ("pred", "prediction"))):
+            cells = []
+            for _, k in _PR_COLUMNS:
+                col = [x for x in (_finite(r.get(key, {}).get(k)) for r in rows.values()) if x is not None]
+                cells.append(_cell(float(np.mean(col)) if col else None, 9, 3))
+            lines.append(f"{'mean' if j == 0 else '':<{n}} {label:<5} " + " ".join(cells))
+    lines.append("(surface voxels |tsdf| < 1 voxel on known target space; P = precision: the share of predicted "
+                 "surface that is in the target; R = recall; obs / unobs: voxels the input observed / did not; "
+                 "n/a: 0 / 0)")
+    return "\n".join(lines)
+
+
 def _cell(v: Optional[float], width: int, digits: int) -> str:
     return f"{v:>{width}.{digits}f}" if v is not None and math.isfinite(v) else f"{'n/a':>{width}}"
 
@@ -184,13 +278,14 @@ def format_table(rows: Dict[str, Dict[str, Dict[str, float]]]) -> str:
     """{scene: {"input": m, "prediction": m}} -> a text table of IoU / L1 / chamfer, with the mean.
     A value that is missing or not finite (chamfer of an empty mesh) shows as "n/a"; the mean of a
     column skips such values and the table says how many it skipped."""
-    lines = [f"{'scene':<16} " + " ".join(f"{h:>{w}}" for h, _, _, w, _ in _COLUMNS)]
+    n = _name_width(rows)
+    lines = [f"{'scene':<{n}} " + " ".join(f"{h:>{w}}" for h, _, _, w, _ in _COLUMNS)]
     vals: List[List[Optional[float]]] = []
     for scene, r in rows.items():
         v = [r.get(a, {}).get(b) for _, a, b, _, _ in _COLUMNS]
         v = [None if x is None or not math.isfinite(x) else float(x) for x in v]
         vals.append(v)
-        lines.append(f"{scene:<16} " + " ".join(_cell(x, w, d) for x, (_, _, _, w, d) in zip(v, _COLUMNS)))
+        lines.append(f"{scene:<{n}} " + " ".join(_cell(x, w, d) for x, (_, _, _, w, d) in zip(v, _COLUMNS)))
     if len(rows) > 1:
         cells, skipped = [], []
         for j, (h, _, _, w, d) in enumerate(_COLUMNS):
@@ -198,7 +293,7 @@ def format_table(rows: Dict[str, Dict[str, Dict[str, float]]]) -> str:
             cells.append(_cell(float(np.mean(col)) if col else None, w, d))
             if len(col) < len(vals):
                 skipped.append(f"{h} {len(vals) - len(col)} of {len(vals)}")
-        lines.append(f"{'mean':<16} " + " ".join(cells))
+        lines.append(f"{'mean':<{n}} " + " ".join(cells))
         if skipped:
             lines.append("(the mean skips scenes where a value is n/a: " + ", ".join(skipped) + ")")
     lines.append("(IoU of surface voxels |tsdf| < 1 voxel on known target space; L1 in voxels on the known "

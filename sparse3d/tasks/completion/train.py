@@ -1,5 +1,6 @@
 """Training of scene completion: the task's model, batch and loss handed to the generic step loop
-(:func:`sparse3d.train.loop.run_steps`: resume, Ctrl-C guard, checkpoints, DDP, metrics.jsonl, loss.png).
+(:func:`sparse3d.train.loop.run_steps`: resume, Ctrl-C guard, checkpoints, DDP, metrics.jsonl, loss.png), and
+the validation on the data's ``val`` split every ``val_every`` steps (:mod:`.validation`; best.pt).
 
 Every random choice is a function of (seed, step): the model's initial weights (torch's seed), the
 global batch of a step (:func:`batch_indices`) and each sample's augmentation.
@@ -7,6 +8,7 @@ global batch of a step (:func:`batch_indices`) and each sample's augmentation.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
@@ -18,6 +20,7 @@ from sparse3d.tasks.completion.config import CompletionTrainConfig
 from sparse3d.tasks.completion.dataset import CompletionDataset, augment, collate
 from sparse3d.tasks.completion.loss import CompletionTarget, LossWeights, completion_loss
 from sparse3d.tasks.completion.model import CompletionNet
+from sparse3d.tasks.completion.validation import VAL_KEY, load_val_samples, validation_scores
 from sparse3d.tensor import SparseTensor
 from sparse3d.train.distributed import DistInfo
 from sparse3d.train.loop import StepTask, run_steps
@@ -46,6 +49,10 @@ def completion_task(cfg: CompletionTrainConfig, info: DistInfo, device: torch.de
     if vs is not None and not math.isclose(first.voxel_size, vs, rel_tol=1e-4):
         raise ValueError(f"the training samples' voxel size ({first.voxel_size} m, {ds.paths[0]}) differs from the "
                          f"config's model.voxel_size ({vs} m): remove model.voxel_size (it is taken from the data)")
+    val_samples = load_val_samples(cfg.data, cfg.val_crops) if cfg.val_every > 0 else None
+    if cfg.val_every > 0 and val_samples is None and info.is_main:
+        print(f"note: {cfg.data} has no val split: no validation and no best.pt (make one with "
+              "`sparse3d preprocess ... --val-fraction F`; set val_every: 0 to silence this)", file=sys.stderr)
     per_rank = cfg.batch_size // info.world_size
     weights = LossWeights(cfg.loss_occupancy, cfg.loss_distance, cfg.log_l1)
 
@@ -70,7 +77,10 @@ def completion_task(cfg: CompletionTrainConfig, info: DistInfo, device: torch.de
         make_optimizer=lambda net: torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay),
         lr_at=lambda step: lr_at(cfg, step), batch=batch, loss=loss, config=cfg.to_dict(),
         extra_state={"data": {"voxel_size": float(first.voxel_size), "trunc": float(first.trunc)}},
-        postfix=("loss", "l1"), not_plotted=("voxels",))
+        postfix=("loss", "l1"), not_plotted=("voxels",),
+        validate=None if val_samples is None else (
+            lambda net: validation_scores(net, val_samples, device, cfg.frontier, cfg.occ_thresh)),
+        val_key=VAL_KEY)
 
 
 def train(cfg: CompletionTrainConfig, resume: bool = True, progress: bool = True) -> Dict[str, float]:
