@@ -29,10 +29,23 @@ if [ -n "${S3D_ASAN_TESTS_ONLY:-}" ]; then
     tar -C "$REPO" --exclude='__pycache__' -cf - tests | tar -C "$TREE" -xf -
 else
 # 1. a copy of the sources (no compiled extension, no caches); the build dir persists for ninja
+# A source that changed gets the time of this copy, an unchanged one keeps its old time: ninja rebuilds exactly
+# the objects whose sources changed since the last instrumented build. (Extracting with the checkout's own
+# times would not do: a file edited before the last build's copy but after it was taken would look older than
+# its stale object.)
 echo "asan_check: copying sources to $TREE"
-rm -rf "$TREE/sparse3d" "$TREE/data_tools" "$TREE/tests" "$TREE/csrc"
+STAGE=$DIR/stage
+rm -rf "$STAGE" "$TREE/sparse3d" "$TREE/data_tools" "$TREE/tests"
+mkdir -p "$STAGE"
 tar -C "$REPO" --exclude='*.so' --exclude='__pycache__' -cf - \
-    setup.py pyproject.toml csrc sparse3d data_tools tests | tar -C "$TREE" -xf -
+    setup.py pyproject.toml csrc sparse3d data_tools tests | tar -C "$STAGE" -xf -
+(cd "$STAGE" && find . -type f) | while read -r f; do
+    if ! cmp -s "$STAGE/$f" "$TREE/$f"; then mkdir -p "$(dirname "$TREE/$f")"; cp "$STAGE/$f" "$TREE/$f"; fi
+done
+(cd "$TREE/csrc" && find . -type f) | while read -r f; do  # sources deleted from the checkout
+    [ -e "$STAGE/csrc/$f" ] || rm -f "$TREE/csrc/$f"
+done
+rm -rf "$STAGE"
 
 # 2. the instrumented build (flags through CFLAGS/LDFLAGS, which torch's ninja build appends)
 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=address -g"

@@ -21,40 +21,43 @@ from sparse3d.utils.checks import require_choice
 __all__ = ["OctreeConv", "OctreeDeconv", "OctreeMaxPool", "OctreeAvgPool", "OctreeMaxUnpool", "OctreeUpsample"]
 
 
-class OctreeConv(_ConvBase):
-    """Octree conv: stride 1 (kernel 1 or 3) at one depth, stride 2 (kernel 2 or 3) to the parent depth."""
+class _OctreeConvBase(_ConvBase):
+    """The weights and checks shared by OctreeConv and OctreeDeconv: stride 1 takes kernel 1 or 3, stride 2
+    kernel 2 or 3; ``nempty``: run on the non-empty nodes only."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 nempty: bool = False, bias: bool = True, backend: Union[str, Backend, None] = None) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, nempty: bool,
+                 bias: bool, backend: Union[str, Backend, None]) -> None:
         require_choice(stride, "stride", (1, 2))
         require_choice(kernel_size, f"kernel_size (stride {stride})", (1, 3) if stride == 1 else (2, 3))
         super().__init__(in_channels, out_channels, kernel_size, stride, 1, bias, backend)
         self.nempty = bool(nempty)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", nempty={self.nempty}"
+
+
+class OctreeConv(_OctreeConvBase):
+    """Octree conv: stride 1 (kernel 1 or 3) at one depth, stride 2 (kernel 2 or 3) to the parent depth."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                 nempty: bool = False, bias: bool = True, backend: Union[str, Backend, None] = None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, nempty, bias, backend)
 
     def forward(self, feats: torch.Tensor, octree: Octree, depth: int) -> torch.Tensor:
         return F.octree_conv(feats, octree, depth, self.weight, self.bias, self.kernel_size, self.stride,
                              self.nempty, self.backend)
 
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", nempty={self.nempty}"
 
-
-class OctreeDeconv(_ConvBase):
+class OctreeDeconv(_OctreeConvBase):
     """Transposed octree conv: stride 2 (kernel 2 or 3) to the children's depth, or stride 1 (kernel 3)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 2, stride: int = 2,
                  nempty: bool = False, bias: bool = True, backend: Union[str, Backend, None] = None) -> None:
-        require_choice(stride, "stride", (1, 2))
-        require_choice(kernel_size, f"kernel_size (stride {stride})", (1, 3) if stride == 1 else (2, 3))
-        super().__init__(in_channels, out_channels, kernel_size, stride, 1, bias, backend)
-        self.nempty = bool(nempty)
+        super().__init__(in_channels, out_channels, kernel_size, stride, nempty, bias, backend)
 
     def forward(self, feats: torch.Tensor, octree: Octree, depth: int) -> torch.Tensor:
         return F.octree_deconv(feats, octree, depth, self.weight, self.bias, self.kernel_size, self.stride,
                                self.nempty, self.backend)
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", nempty={self.nempty}"
 
 
 class OctreeMaxPool(nn.Module):
