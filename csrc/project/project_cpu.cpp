@@ -41,48 +41,8 @@ void with_atomic(F&& body) {
 template <typename T>
 void forward_impl(const project::Geometry& g, const T* feats, int64_t N, int64_t C, bool pool_max, int64_t M,
                   T* out, int32_t* n_views, int32_t* index) {
-  const int64_t hw = g.h * g.w;
   at::parallel_for(0, N, kGrain, [&](int64_t n0, int64_t n1) {
-    for (int64_t n = n0; n < n1; ++n) {
-      double X[3];
-      const int32_t b = project::voxel_centre(g, n, X);
-      T* o = out + n * C;
-      int32_t* a = index + n * (pool_max ? C : M);  // max: argmax [N, C]; mean: rows [N, M]
-      int32_t count = 0;
-      for (int64_t j = g.batch_begin[b]; j < g.batch_begin[b + 1]; ++j) {
-        const int64_t row = project::project_row(g, X, b, g.view_order[j]);
-        if (row < 0) continue;
-        const T* f = feats + project::feature_offset(row, C, hw);
-        if (!pool_max) {
-          for (int64_t c = 0; c < C; ++c) o[c] += f[c * hw];
-          a[count] = static_cast<int32_t>(row);
-        } else if (count == 0) {
-          for (int64_t c = 0; c < C; ++c) {
-            o[c] = f[c * hw];
-            a[c] = static_cast<int32_t>(row);
-          }
-        } else {
-          for (int64_t c = 0; c < C; ++c) {
-            if (f[c * hw] > o[c]) {
-              o[c] = f[c * hw];
-              a[c] = static_cast<int32_t>(row);
-            }
-          }
-        }
-        ++count;
-      }
-      n_views[n] = count;
-      if (!pool_max && count > 1) {
-        const T cnt = static_cast<T>(count);
-        for (int64_t c = 0; c < C; ++c) o[c] /= cnt;
-      }
-      if (pool_max && count == 0) {
-        for (int64_t c = 0; c < C; ++c) a[c] = -1;
-      }
-      if (!pool_max) {
-        for (int64_t j = count; j < M; ++j) a[j] = -1;
-      }
-    }
+    for (int64_t n = n0; n < n1; ++n) project::forward_voxel(g, feats, n, C, pool_max, M, out, n_views, index);
   });
 }
 

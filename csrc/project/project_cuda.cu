@@ -16,47 +16,7 @@ template <typename T>
 __global__ void forward_kernel(project::Geometry g, const T* __restrict__ feats, int64_t N, int64_t C, bool pool_max,
                                int64_t M, T* __restrict__ out, int32_t* __restrict__ n_views,
                                int32_t* __restrict__ index) {
-  const int64_t hw = g.h * g.w;
-  S3D_GRID_STRIDE(n, N) {
-    double X[3];
-    const int32_t b = project::voxel_centre(g, n, X);
-    T* o = out + n * C;
-    int32_t* a = index + n * (pool_max ? C : M);  // max: argmax [N, C]; mean: rows [N, M]
-    int32_t count = 0;
-    for (int64_t j = g.batch_begin[b]; j < g.batch_begin[b + 1]; ++j) {
-      const int64_t row = project::project_row(g, X, b, g.view_order[j]);
-      if (row < 0) continue;
-      const T* f = feats + project::feature_offset(row, C, hw);
-      if (!pool_max) {
-        for (int64_t c = 0; c < C; ++c) o[c] += f[c * hw];
-        a[count] = static_cast<int32_t>(row);
-      } else if (count == 0) {
-        for (int64_t c = 0; c < C; ++c) {
-          o[c] = f[c * hw];
-          a[c] = static_cast<int32_t>(row);
-        }
-      } else {
-        for (int64_t c = 0; c < C; ++c) {
-          if (f[c * hw] > o[c]) {
-            o[c] = f[c * hw];
-            a[c] = static_cast<int32_t>(row);
-          }
-        }
-      }
-      ++count;
-    }
-    n_views[n] = count;
-    if (!pool_max && count > 1) {
-      const T cnt = static_cast<T>(count);
-      for (int64_t c = 0; c < C; ++c) o[c] /= cnt;
-    }
-    if (pool_max && count == 0) {
-      for (int64_t c = 0; c < C; ++c) a[c] = -1;
-    }
-    if (!pool_max) {
-      for (int64_t j = count; j < M; ++j) a[j] = -1;
-    }
-  }
+  S3D_GRID_STRIDE(n, N) { project::forward_voxel(g, feats, n, C, pool_max, M, out, n_views, index); }
 }
 
 template <typename T>

@@ -66,5 +66,48 @@ S3D_HD inline int64_t feature_offset(int64_t row, int64_t C, int64_t hw) {
   return v * C * hw + (row - v * hw);
 }
 
+// The forward of voxel n (the CPU and CUDA kernels run it per voxel): pool the features of the views that pass
+// into out[n * C ..], count them into n_views[n], and keep the pixels the backward needs in index:
+//   max:  index[n * C + c] = the pixel of the max (the lowest view on ties), -1 when no view passes;
+//   mean: index[n * M + j] = the pixel of the j-th passing view, then -1 (M = the most views of a batch item).
+template <typename T>
+S3D_HD inline void forward_voxel(const Geometry& g, const T* feats, int64_t n, int64_t C, bool pool_max, int64_t M,
+                                 T* out, int32_t* n_views, int32_t* index) {
+  const int64_t hw = g.h * g.w;
+  double X[3];
+  const int32_t b = voxel_centre(g, n, X);
+  T* o = out + n * C;
+  int32_t* a = index + n * (pool_max ? C : M);
+  int32_t count = 0;
+  for (int64_t j = g.batch_begin[b]; j < g.batch_begin[b + 1]; ++j) {
+    const int64_t row = project_row(g, X, b, g.view_order[j]);
+    if (row < 0) continue;
+    const T* f = feats + feature_offset(row, C, hw);
+    if (!pool_max) {
+      for (int64_t c = 0; c < C; ++c) o[c] += f[c * hw];
+      a[count] = static_cast<int32_t>(row);
+    } else {
+      for (int64_t c = 0; c < C; ++c) {
+        if (count == 0 || f[c * hw] > o[c]) {
+          o[c] = f[c * hw];
+          a[c] = static_cast<int32_t>(row);
+        }
+      }
+    }
+    ++count;
+  }
+  n_views[n] = count;
+  if (!pool_max && count > 1) {
+    const T cnt = static_cast<T>(count);
+    for (int64_t c = 0; c < C; ++c) o[c] /= cnt;
+  }
+  if (pool_max && count == 0) {
+    for (int64_t c = 0; c < C; ++c) a[c] = -1;
+  }
+  if (!pool_max) {
+    for (int64_t j = count; j < M; ++j) a[j] = -1;
+  }
+}
+
 }  // namespace project
 }  // namespace s3d
