@@ -11,7 +11,8 @@ Peak memory: ``torch.cuda.max_memory_allocated`` on CUDA; on CPU the peak RSS (V
 after set-up through /proc/self/clear_refs) minus the RSS at the reset.
 Writes benchmarks/results/bm_completion_<device>.json.
 
-``--groups 1 8`` adds the model's dependent group predictions (CompletionConfig.groups) to the table:
+``--decoders sparse octree`` adds the octree-generating decoder (CompletionConfig.decoder) to the table (written to
+bm_completion_<device>_decoders.json). ``--groups 1 8`` adds the model's dependent group predictions (CompletionConfig.groups) to the table:
 every backend runs once per value (written to bm_completion_<device>_groups.json). ``--ab-groups 1 8``
 instead trains one model per value in one process, step by step in turn on the same batches, and prints
 the median training-step and inference seconds of each (bm_completion_groups_ab_<device>.json).
@@ -51,13 +52,14 @@ from sparse3d.tasks.completion.loss import completion_loss  # noqa: E402
 from sparse3d.utils.measure import peak_rss_kib, reset_peak_rss  # noqa: E402
 
 
-def bench(name: str, steps: int, size: int, batch: int, device: str, channels, groups: int = 1) -> dict:
+def bench(name: str, steps: int, size: int, batch: int, device: str, channels, groups: int = 1,
+          decoder: str = "sparse") -> dict:
     try:
         get_backend(name)
     except Exception as e:  # noqa: BLE001 - reported in the table
-        return {"backend": name, "groups": groups, "status": f"not available ({e})"}
+        return {"backend": name, "groups": groups, "decoder": decoder, "status": f"not available ({e})"}
     torch.manual_seed(0)
-    net = CompletionNet(CompletionConfig(channels=tuple(channels), groups=groups)).to(device)
+    net = CompletionNet(CompletionConfig(channels=tuple(channels), groups=groups, decoder=decoder)).to(device)
     snn.set_backend(net, name)
     assert all(getattr(m, "backend", name) == name for m in net.modules())
     opt = torch.optim.Adam(net.parameters(), 1e-3)
@@ -89,7 +91,7 @@ def bench(name: str, steps: int, size: int, batch: int, device: str, channels, g
     dt = time.perf_counter() - t0
     peak = (torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda")
             else (peak_rss_kib() - rss0) / 1024)
-    return {"backend": name, "groups": groups, "status": "ok", "steps_per_s": steps / dt,
+    return {"backend": name, "groups": groups, "decoder": decoder, "status": "ok", "steps_per_s": steps / dt,
             "input_voxels_per_step": nvox / steps, "peak_mem_mib": peak}
 
 
@@ -265,6 +267,8 @@ def main() -> None:
     ap.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64])
     ap.add_argument("--backends", nargs="+", default=["native", "spconv", "torch"])
     ap.add_argument("--groups", type=int, nargs="+", default=[1], help="model groups (CompletionConfig.groups)")
+    ap.add_argument("--decoders", nargs="+", default=["sparse"], choices=["sparse", "octree"],
+                    help="model decoders (CompletionConfig.decoder): sparse generative, octree generation")
     ap.add_argument("--compare", nargs="+", default=None, metavar="CKPT", help="score these checkpoints instead")
     ap.add_argument("--labels", nargs="+", default=None, help="names of the --compare checkpoints")
     ap.add_argument("--samples", default=None, help="--compare: folder of held-out whole-scene samples")
@@ -285,27 +289,32 @@ def main() -> None:
         print(f"wrote {write_json(f'bm_completion_groups_ab_{dev}', res)}")
         return
     if a.child:
-        print("ROW " + json.dumps(bench(a.backends[0], a.steps, a.size, a.batch, a.device, a.channels, a.groups[0])))
+        print("ROW " + json.dumps(bench(a.backends[0], a.steps, a.size, a.batch, a.device, a.channels, a.groups[0],
+                                        a.decoders[0])))
         return
     rows = []
     for b in a.backends:
         for g in a.groups:
-            argv = [sys.executable, os.path.abspath(__file__), "--child", "--backends", b, "--steps", str(a.steps),
-                    "--size", str(a.size), "--batch", str(a.batch), "--device", a.device,
-                    "--channels", *map(str, a.channels), "--groups", str(g)]
-            out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-            rows.append(json.loads(next(line[4:] for line in out.splitlines() if line.startswith("ROW "))))
+            for d in a.decoders:
+                argv = [sys.executable, os.path.abspath(__file__), "--child", "--backends", b, "--steps",
+                        str(a.steps), "--size", str(a.size), "--batch", str(a.batch), "--device", a.device,
+                        "--channels", *map(str, a.channels), "--groups", str(g), "--decoders", d]
+                out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+                rows.append(json.loads(next(line[4:] for line in out.splitlines() if line.startswith("ROW "))))
     print(f"completion training, crops {a.size}^3 x {a.batch}, channels {a.channels}, device {a.device}, "
           f"threads {torch.get_num_threads()}")
-    print(f"{'backend':<8} {'groups':>6} {'steps/s':>8} {'in vox/step':>12} {'peak MiB':>9} {'vs native':>10}")
-    base = next((r["steps_per_s"] for r in rows if r["backend"] == "native" and r["status"] == "ok"), None)
+    print(f"{'backend':<8} {'groups':>6} {'decoder':>7} {'steps/s':>8} {'in vox/step':>12} {'peak MiB':>9} "
+          f"{'vs first':>9}")
+    base = next((r["steps_per_s"] for r in rows if r["status"] == "ok"), None)
     for r in rows:
         if r["status"] != "ok":
-            print(f"{r['backend']:<8} {r['groups']:>6} {r['status']}")
+            print(f"{r['backend']:<8} {r['groups']:>6} {r['decoder']:>7} {r['status']}")
         else:
-            print(f"{r['backend']:<8} {r['groups']:>6} {r['steps_per_s']:>8.2f} {r['input_voxels_per_step']:>12.0f} "
-                  f"{r['peak_mem_mib']:>9.1f} {r['steps_per_s'] / base if base else float('nan'):>9.2f}x")
-    suffix = "" if a.groups == [1] else "_groups"  # the per-backend table stays in its own file
+            print(f"{r['backend']:<8} {r['groups']:>6} {r['decoder']:>7} {r['steps_per_s']:>8.2f} "
+                  f"{r['input_voxels_per_step']:>12.0f} {r['peak_mem_mib']:>9.1f} "
+                  f"{r['steps_per_s'] / base if base else float('nan'):>8.2f}x")
+    # the per-backend table stays in its own file; model variants go beside it
+    suffix = ("" if a.groups == [1] else "_groups") + ("" if a.decoders == ["sparse"] else "_decoders")
     path = write_json(f"bm_completion_{a.device.split(':')[0]}{suffix}", {"machine": machine_info(), "args": vars(a),
                                                                    "results": rows})
     print(f"wrote {path}")

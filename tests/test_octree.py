@@ -286,3 +286,14 @@ def test_cli_view_octree_draws_the_depths(tmp_path, capsys):
         main(["view", "octree", str(tmp_path / "missing.ply"), "--png", png])
     with pytest.raises(SystemExit, match="depths"):
         main(["view", "octree", mesh, "--depth", "3", "--depths", "5", "--png", png])
+
+
+def test_to_device_moves_every_table():
+    cells = torch.tensor([[0, 1, 2, 3], [0, 7, 7, 7], [1, 0, 0, 0]], dtype=torch.int32)
+    octree, _ = Octree.from_cells(cells, 3, batch_size=2)
+    assert octree.to("cpu") is octree and octree.to(torch.device("cpu")) is octree
+    meta = octree.to("meta")  # a device without data: every per-depth tensor must follow
+    assert meta.device == torch.device("meta") and meta.depth == 3 and meta.batch_size == 2
+    for field in ("keys", "children", "coords", "features", "counts"):
+        assert all(t.device.type == "meta" for t in getattr(meta, field)), field
+        assert [t.shape for t in getattr(meta, field)] == [t.shape for t in getattr(octree, field)], field

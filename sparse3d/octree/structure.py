@@ -250,10 +250,64 @@ class Octree:
         return Octree(first.depth, first.full_depth, sum(t.batch_size for t in octrees), first.leaf_stride,
                       tuple(keys), tuple(children), tuple(coords), tuple(feats), tuple(counts))
 
+    def grow(self, split: torch.Tensor) -> "Octree":
+        """Octree generation (OGN, O-CNN's decoder): one more depth, holding the 8 children of each leaf that
+        ``split`` marks. split: bool ``[N_D]`` over the leaves (depth D = ``self.depth``).
+
+        The result has depth D + 1; depths < D are unchanged, ``children[D]`` is the split leaves' ordinals (a
+        leaf not split is empty), the new leaves follow the full-octree convention (rows ``8j .. 8j + 7`` are
+        the children of the j-th split leaf) and are all empty until the next ``grow`` decides them, with zero
+        features and counts. The new leaves take half the old ``leaf_stride`` (an octree whose leaves were at
+        stride 1 keeps leaf stride 1, so every depth's :meth:`stride` doubles). Tables are rebuilt lazily."""
+        require_tensor(split, "split", f"bool [N={self.num_nodes(self.depth)}]")
+        n_leaf = self.num_nodes(self.depth)
+        if split.dtype != torch.bool or split.shape != (n_leaf,):
+            raise ValueError(f"split must be bool [N={n_leaf}] (one flag per leaf at depth {self.depth}), got "
+                             f"{split.dtype} {tuple(split.shape)}")
+        if split.device != self.device:
+            raise ValueError(f"split must be on the octree's device {self.device}, got {split.device}")
+        if self.depth >= int(octree_ext().MAX_DEPTH):
+            raise ValueError(f"cannot grow an octree of depth {self.depth}: the deepest is {int(octree_ext().MAX_DEPTH)}")
+        if self.leaf_stride > 1 and self.leaf_stride % 2:
+            raise ValueError(f"cannot grow an octree with odd leaf_stride {self.leaf_stride}: the children's stride "
+                             "would not be an integer")
+        d = self.depth
+        rows = split.nonzero().squeeze(1)
+        ordinal = torch.full((n_leaf,), -1, dtype=torch.int32, device=self.device)
+        ordinal[rows] = torch.arange(rows.shape[0], dtype=torch.int32, device=self.device)
+        pos = torch.arange(8, dtype=torch.int64, device=self.device)
+        key = self.keys[d][rows]
+        high = (key >> 48) << 48
+        child_keys = (high + ((key - high) << 3))[:, None] + pos  # [M, 8]: (b << 48) | morton << 3 | c
+        bits = torch.stack([(pos >> 2) & 1, (pos >> 1) & 1, pos & 1], 1).to(torch.int32)  # [8, 3]
+        parent = self.coords[d][rows]
+        child_coords = torch.cat([parent[:, None, :1].expand(-1, 8, 1), 2 * parent[:, None, 1:] + bits], 2)
+        m = 8 * int(rows.shape[0])
+        feats = self.features[d]
+        return Octree(d + 1, self.full_depth, self.batch_size, max(self.leaf_stride // 2, 1),
+                      self.keys + (child_keys.reshape(m),),
+                      self.children[:d] + (ordinal, torch.full((m,), -1, dtype=torch.int32, device=self.device)),
+                      self.coords + (child_coords.reshape(m, 4).contiguous(),),
+                      self.features + (feats.new_zeros((m, feats.shape[1])),),
+                      self.counts + (self.counts[d].new_zeros(m),))
+
     # ---- what it holds -----------------------------------------------------------------
     @property
     def device(self) -> torch.device:
         return self.keys[0].device
+
+    def to(self, device: Union[str, torch.device]) -> "Octree":
+        """The same octree on ``device`` (``self`` when it is there already); derived tables are rebuilt there
+        on first use."""
+        device = torch.device(device)
+        if device == self.device or (device.index is None and device.type == self.device.type):
+            return self
+
+        def move(ts: Tuple[torch.Tensor, ...]) -> Tuple[torch.Tensor, ...]:
+            return tuple(t.to(device) for t in ts)
+
+        return Octree(self.depth, self.full_depth, self.batch_size, self.leaf_stride, move(self.keys),
+                      move(self.children), move(self.coords), move(self.features), move(self.counts))
 
     def check_depth(self, depth: Any, name: str = "depth", low: int = 0, high: Optional[int] = None) -> int:
         """``depth`` as an int in ``[low, high]`` (default ``[0, self.depth]``), else an error naming ``name``."""

@@ -15,6 +15,7 @@ import time
 from typing import Dict, List, Sequence
 
 from data_tools.recipes import RECIPES
+from sparse3d.tasks.completion.model import DECODERS
 from sparse3d.utils.argtypes import device, nonneg_int, positive_int, unit_fraction
 
 
@@ -47,6 +48,9 @@ def register(dsub) -> None:
                         "fitted to the 7-Scenes sample: data_tools/synthetic/sensor.py)")
     p.add_argument("--content", choices=("basic", "cluttered"), default="basic",
                    help="synthetic room content: basic, or cluttered (open shelves, lamps, small objects)")
+    p.add_argument("--decoder", choices=DECODERS, default=None,
+                   help="the network's decoder: sparse (generative transposed convs + pruning) or octree (octree "
+                        "generation, OGN / O-CNN); default: the config's (sparse)")
     p.add_argument("--device", type=device, default="cpu", help="torch device: cpu, cuda or cuda:N")
     p.add_argument("--config", default=None, help="training YAML (default: the built-in demo settings)")
     p.add_argument("--threads", type=positive_int, default=_cores(),
@@ -144,6 +148,7 @@ def run_demo(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, {"data": os.path.join(out, "samples", "crops"), "out": os.path.join(out, "run"),
                                     "steps": steps, "seed": args.seed, "device": args.device,
                                     "threads": args.threads, "val_every": VAL_EVERY, "val_crops": VAL_CROPS,
+                                    **({"model": {"decoder": args.decoder}} if args.decoder else {}),
                                     **({} if args.config else {"batch_size": 4, "lr": 2e-3,
                                                                "checkpoint_every": 50})})
     _log(f"training {cfg.steps} steps (batch {cfg.batch_size}, channels {list(cfg.model.channels)}) -> {cfg.out}", t0)

@@ -12,6 +12,8 @@ known = 1 for observed near-surface voxels and 0 for the unobserved frontier vox
     finest    occupancy + truncated signed distance (voxel units, in [-trunc, trunc]); the distance
               head also sees the raw input (tsdf / trunc, known) at each voxel it has, so observed
               distances need not be re-learned through the encoder-decoder
+    octree    with ``decoder: octree`` the levels below the coarsest generate an octree instead (OGN / O-CNN:
+              only the octants classified split get children; sparse3d/tasks/completion/octree_decoder.py)
     groups    with ``groups`` > 1 the ``group_levels`` finest levels decide their occupancy in
               interleaved groups (8 parity classes or a 2-class checkerboard), each group's head seeing
               the occupancy already decided for the earlier groups around it (ScanComplete's dependent
@@ -33,10 +35,12 @@ from torch import nn
 import sparse3d.nn as snn
 from sparse3d import ops
 from sparse3d.tasks.completion.dependent import GROUP_CHOICES, GroupedOccupancy
+from sparse3d.tasks.completion.octree_decoder import OctreeDecoder
 from sparse3d.tensor import SparseTensor, require_sparse_tensor
 
 # target_fn(coords int32 [N, 4], stride) -> bool [N]: true occupancy at that level.
 TargetFn = Callable[[torch.Tensor, int], torch.Tensor]
+DECODERS = ("sparse", "octree")
 
 
 @dataclass
@@ -53,6 +57,7 @@ class CompletionConfig:
     group_levels: int = 1  # with groups > 1: this many of the finest levels predict in groups (1 = the finest)
     group_channels: int = 8  # with groups > 1: channels of the context conv over the decided occupancy
     group_sampling: float = 0.0  # training: fraction of earlier-group voxels given the model's own decision
+    decoder: str = "sparse"  # "sparse": generative transposed convs + pruning; "octree": octree generation
     # metres per voxel of the training data (set from the checkpoint by load_model; None = not recorded).
     # Not a network parameter: prediction checks that a sample's voxel size matches it.
     voxel_size: Optional[float] = None
@@ -74,6 +79,11 @@ class CompletionConfig:
             raise ValueError(f"group_channels must be >= 1, got {self.group_channels}")
         if not 0.0 <= self.group_sampling <= 1.0:
             raise ValueError(f"group_sampling must be in [0, 1], got {self.group_sampling!r}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {list(DECODERS)}, got {self.decoder!r}")
+        if self.decoder == "octree" and self.groups > 1:
+            raise ValueError(f"groups={self.groups} (dependent predictions) needs decoder 'sparse'; the octree "
+                             "decoder decides a level's octants at once")
         if self.voxel_size is not None and not self.voxel_size > 0:
             raise ValueError(f"voxel_size must be > 0 metres or None, got {self.voxel_size}")
 
@@ -136,9 +146,14 @@ class CompletionNet(nn.Module):
             self.down.append(nn.Sequential(snn.Conv3d(ch[i - 1], ch[i], 2, stride=2), snn.BatchNorm(ch[i]), snn.ReLU()))
             self.enc.append(nn.Sequential(*[_block(ch[i], ch[i]) for _ in range(cfg.blocks)]))
         top = ch[-1]
+        self.octree: Optional[nn.Module] = None
         self.grow = nn.ModuleList([nn.Sequential(snn.GenerativeConvTranspose3d(top, top, 3, stride=1),
                                                  snn.BatchNorm(top), snn.ReLU()) for _ in range(cfg.grow_steps)])
         self.coarse = nn.Sequential(*[_block(top, top) for _ in range(cfg.blocks)])
+        self.dependent = nn.ModuleDict()
+        if cfg.decoder == "octree":
+            self.octree = OctreeDecoder(cfg)
+            return
         self.up = nn.ModuleList()
         self.fuse = nn.ModuleList()
         self.occ = nn.ModuleList([snn.Linear(top, 1)])
@@ -150,7 +165,6 @@ class CompletionNet(nn.Module):
             self.occ.append(snn.Linear(ch[i], 1))
         self.sdf = snn.Linear(ch[0] + cfg.in_channels, 1)  # finest features + the raw input where it exists
         # dependent groups: level index (coarse -> fine, as in forward) -> its grouped head
-        self.dependent = nn.ModuleDict()
         if cfg.groups > 1:
             for lvl in range(L - cfg.group_levels, L):
                 self.dependent[str(lvl)] = GroupedOccupancy(ch[L - 1 - lvl], cfg.groups, cfg.group_channels,
@@ -184,6 +198,10 @@ class CompletionNet(nn.Module):
             h = g(h)
             h = ops.prune(h, _in_bounds(h, bounds))
         h = self.coarse(h)
+        if self.octree is not None:
+            out = self.octree(h, skips, x, bounds, target_fn)
+            assert isinstance(out, CompletionOutput)
+            return out
         for lvl in range(self.num_levels):
             if lvl > 0:
                 h = self.up[lvl - 1](h)
