@@ -67,6 +67,15 @@ def test_cli_eval_rgbd_writes_table_json_meshes_and_picture(scan, tmp_path, caps
         assert near.sum() > 50, rgb
     printed = capsys.readouterr().out
     assert "IoU input" in printed and "P unobs" in printed
+    assert r["input"]["chamfer_m"] is not None and m["settings"]["chamfer"] is True
+    # --no-chamfer is honoured with --rgbd too: no chamfer distance, the meshes are still written
+    quick = tmp_path / "q"
+    assert main(["eval", "completion", "--rgbd", scan, "--checkpoint", ck, "--out", str(quick), "--no-chamfer"]) == 0
+    q = json.load(open(quick / f"{name}_metrics.json"))
+    assert q["settings"]["chamfer"] is False
+    assert q["samples"][name]["input"].get("chamfer_m") is None and q["samples"][name]["prediction"].get("chamfer_m") is None
+    assert q["samples"][name]["input"]["iou"] == r["input"]["iou"]
+    assert (quick / f"{name}_prediction.ply").is_file()
     with pytest.raises(SystemExit):
         main(["eval", "completion", "--rgbd", scan, "--data", scan, "--checkpoint", ck])
     with pytest.raises(SystemExit, match="--seed, --align-up only apply with --rgbd"):

@@ -89,13 +89,14 @@ def run_rgbd_eval(args: argparse.Namespace) -> int:
     sample = fuse_scan(args.rgbd, vs, cfg.model.trunc, args.input_fraction, args.segments, args.seed, args.align_up)
     print(f"predicting {name} ({'x'.join(map(str, sample.shape))} voxels)", file=sys.stderr)
     report, pred, ms = evaluate_sample(net, sample, args.device, cfg.occ_thresh, frontier=cfg.frontier,
-                                       keep_observed=not args.network_only, threshold=args.threshold)
+                                       keep_observed=not args.network_only, threshold=args.threshold,
+                                       with_chamfer=not args.no_chamfer)  # the meshes are written either way
     paths = write_outputs(out, name, sample, pred, ms, cfg.occ_thresh)
     png = render_errors(sample, pred.occ, os.path.join(out, f"{name}.png"), cfg.occ_thresh)
     settings: Dict[str, Any] = {"checkpoint": args.checkpoint, "rgbd": args.rgbd, "threshold": args.threshold,
                                 "keep_observed": not args.network_only, "input_fraction": args.input_fraction,
                                 "segments": args.segments, "seed": args.seed, "align_up": args.align_up,
-                                "voxel_size": vs}
+                                "voxel_size": vs, "chamfer": not args.no_chamfer}
     js = args.json or os.path.join(out, f"{name}_metrics.json")
     write_json(js, {"settings": settings, "samples": {name: report}})
     print(format_table({name: report}))
