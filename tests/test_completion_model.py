@@ -37,10 +37,11 @@ def test_target_levels_pool_children():
     assert occ4.tolist() == [True, False]
 
 
-def test_forward_levels_strides_and_bounds():
+@pytest.mark.parametrize("decoder", ["sparse", "octree"])  # octree: tests/test_completion_octree_decoder.py
+def test_forward_levels_strides_and_bounds(decoder):
     torch.manual_seed(0)
     x, t = collate([procedural_sample(16, i) for i in range(2)])
-    net = CompletionNet(SMALL)
+    net = CompletionNet(CompletionConfig(channels=(4, 8, 8), grow_steps=1, decoder=decoder))
     out = net(x, bounds=t.shape, target_fn=t.occupied)
     assert out.strides == [4, 2, 1]
     for lvl in out.levels:
@@ -56,8 +57,9 @@ def test_forward_levels_strides_and_bounds():
     assert torch.isfinite(loss) and set(logs) >= {"bce_s4", "bce_s2", "bce_s1", "l1", "loss"}
 
 
-def test_fully_convolutional_other_size():
-    net = CompletionNet(SMALL).eval()
+@pytest.mark.parametrize("decoder", ["sparse", "octree"])
+def test_fully_convolutional_other_size(decoder):
+    net = CompletionNet(CompletionConfig(channels=(4, 8, 8), grow_steps=1, decoder=decoder)).eval()
     s = procedural_sample(24, 3)
     c, f = sparse_input(s.input_tsdf, s.input_known, s.trunc)
     x = s3d.SparseTensor(torch.from_numpy(np.concatenate([np.zeros((len(c), 1), np.int32), c], 1)),
@@ -76,12 +78,16 @@ def test_bad_input_message():
         CompletionConfig(channels=())
 
 
-def test_log_transform_and_overfit():
+def test_log_transform():
     assert torch.allclose(log_transform(torch.tensor([-1.0, 0.0, 2.0])),
                           torch.tensor([-np.log(2), 0.0, np.log(3)]).float())
+
+
+@pytest.mark.parametrize("decoder", ["sparse", "octree"])
+def test_overfit_one_crop(decoder):
     torch.manual_seed(0)
     x, t = collate([procedural_sample(16, 5)])
-    net = CompletionNet(SMALL)
+    net = CompletionNet(CompletionConfig(channels=(4, 8, 8), grow_steps=1, decoder=decoder))
     opt = torch.optim.Adam(net.parameters(), 1e-2)
     losses = []
     for _ in range(25):
