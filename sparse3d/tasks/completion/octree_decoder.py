@@ -75,15 +75,6 @@ class _Up(nn.Module):
         return self.norm(self.conv(f, octree, depth))
 
 
-def _in_bounds(coords: torch.Tensor, stride: int, bounds: Optional[Sequence[int]]) -> torch.Tensor:
-    """bool [N]: cells (b, x, y, z) at ``stride`` inside [0, bounds / stride) (all True without bounds)."""
-    if bounds is None:
-        return torch.ones(coords.shape[0], dtype=torch.bool, device=coords.device)
-    hi = torch.tensor([(int(b) + stride - 1) // stride for b in bounds], device=coords.device)
-    xyz = coords[:, 1:].long()
-    return ((xyz >= 0) & (xyz < hi)).all(1)
-
-
 def coarse_octree(h: SparseTensor) -> Tuple[Octree, torch.Tensor, torch.Tensor]:
     """The octree whose leaves are ``h``'s voxels (at h's stride) and their siblings.
 
@@ -121,7 +112,7 @@ class OctreeDecoder(nn.Module):
 
     def forward(self, h: SparseTensor, skips: List[SparseTensor], x: SparseTensor,
                 bounds: Optional[Sequence[int]], target_fn: Optional["TargetFn"]) -> "CompletionOutput":
-        from sparse3d.tasks.completion.model import CompletionOutput
+        from sparse3d.tasks.completion.model import CompletionOutput, _in_bounds
 
         out = CompletionOutput()
         octree, rows, kept = coarse_octree(h)
@@ -143,8 +134,10 @@ class OctreeDecoder(nn.Module):
                 assert isinstance(blocks, nn.ModuleList)
                 for block in blocks:
                     f = block(f, octree, depth)
-            level = octree.to_sparse(depth, f)
-            inside = _in_bounds(level.coords, level.stride, bounds)
+                level = level.replace(f)
+            else:
+                level = octree.to_sparse(depth, f)
+            inside = _in_bounds(level, bounds)
             logit = self.occ[lvl](f)[:, 0]
             scored = ops.prune(level, inside)
             out.levels.append(scored)
