@@ -27,7 +27,9 @@ our float32 result. Writes benchmarks/results/bm_conv_cuda.json.
 
 ``--gather`` picks sparse3d's form of the kernel map (``NativeBackend(gather=...)``): ``auto`` (the
 default: tables on the CPU, pair lists + cuBLAS on CUDA) or ``implicit`` (the implicit-GEMM CUDA
-kernels, csrc/conv/implicit_gemm.cuh), written to bm_conv_<device>_<gather>.json.
+kernels, csrc/conv/implicit_gemm.cuh), written to bm_conv_<device>_<gather>.json. ``--simd`` (CPU) caps
+the instruction set of sparse3d's direct float32 kernels (``NativeBackend(simd=...)``: ``auto``, ``avx512``,
+``avx2``, ``none`` for the tiled GEMM path), written to bm_conv_cpu_simd-<simd>.json when not ``auto``.
 
 The JSON is rewritten after each room (``"complete": false`` until the end). A case that raises
 is reported (traceback), recorded under ``"errors"`` and skipped; the exit status is then 1.
@@ -36,6 +38,7 @@ is reported (traceback), recorded under ``"errors"`` and skipped; the exit statu
     python benchmarks/bm_conv.py --device cuda [--sizes 250000 1000000] [--dtypes float32 float16]
                                  [--channels 32 64 128] [--no-unet] [--warmup 3] [--no-memory] [--out DIR]
                                  [--gather auto|tables|pairs|implicit]
+    python benchmarks/bm_conv.py --simd avx2       # the AVX2 kernels on a CPU that also has AVX-512
 """
 from __future__ import annotations
 
@@ -55,7 +58,7 @@ from common import (RESULTS, cuda_peak_mib, gemm_rate, machine_info, median_time
                     print_table, write_json)
 
 import sparse3d as s3d  # noqa: E402
-from sparse3d.backends.native import GATHER_MODES, NativeBackend  # noqa: E402
+from sparse3d.backends.native import GATHER_MODES, SIMD_MODES, NativeBackend  # noqa: E402
 from sparse3d.kernel import sparse_to_spconv_weight  # noqa: E402
 from sparse3d.testing import scannet_like_room  # noqa: E402
 from spconv_peer import (rows_in_our_order, spconv_algo, spconv_layer, spconv_pair_builder,  # noqa: E402
@@ -346,6 +349,7 @@ warnings.filterwarnings('ignore')
 sys.path.insert(0, {bench!r})
 from spconv_peer import spconv_tensor, _spconv
 import sparse3d as s3d
+from sparse3d.backends.native import NativeBackend
 from sparse3d.testing import scannet_like_room
 coords = scannet_like_room({n}, seed=0)
 n = len(coords)
@@ -364,7 +368,7 @@ for _ in range(2):
     if which == 'spconv':
         layer(x).features.backward(gout)
     else:
-        s3d.ops.conv3d(x, w, None, 3).feats.backward(gout)
+        s3d.ops.conv3d(x, w, None, 3, backend=NativeBackend(simd={simd!r})).feats.backward(gout)
 """
 
 
@@ -420,6 +424,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--gather", choices=GATHER_MODES, default="auto",
                    help="sparse3d's kernel-map form, NativeBackend(gather=...) (default: auto; 'implicit': the "
                         "implicit-GEMM CUDA kernels). Not 'auto' adds _<gather> to the JSON name")
+    p.add_argument("--simd", choices=SIMD_MODES, default="auto",
+                   help="the widest instruction set of sparse3d's direct CPU kernels, NativeBackend(simd=...) "
+                        "(default: auto). Not 'auto' adds _simd-<simd> to the JSON name")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
     p.add_argument("--out", type=Path, default=RESULTS, metavar="DIR",
                    help="folder of bm_conv_<device>.json (default: %(default)s)")
@@ -430,6 +437,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     for key, value in DEFAULTS[args.device].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.simd != "auto" and (args.device == "cuda" or args.gather in ("pairs", "implicit")):
+        p.error(f"--simd {args.simd} picks CPU kernels of --gather auto/tables; got --device {args.device} --gather "
+                f"{args.gather}")
     if args.repeats < 1 or args.warmup < 0:
         p.error(f"--repeats must be >= 1 and --warmup >= 0, got {args.repeats} and {args.warmup}")
     if min(args.sizes) < 1000 or min(args.channels) < 1:
@@ -442,12 +452,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     device = torch.device(args.device)
     torch.set_float32_matmul_precision("highest")  # no TF32 in float32 matmuls (cuBLAS: ours and the GEMM rate)
     gemm = gemm_rates(device, args.dtypes, args.warmup)
-    b = Bench(device, args.repeats, args.warmup, gemm, not args.no_memory, NativeBackend(gather=args.gather))
+    b = Bench(device, args.repeats, args.warmup, gemm, not args.no_memory,
+              NativeBackend(gather=args.gather, simd=args.simd))
     from spconv import constants as sp_constants
 
     payload = {"machine": dict(machine_info(device), spconv=spconv_version()), "device": args.device,
                "gemm_flops": gemm.get("float32"), "gemm_flops_by_dtype": gemm, "repeats": args.repeats,
-               "warmup": args.warmup, "gather": args.gather, "spconv_algo": spconv_algo(device).name,
+               "warmup": args.warmup, "gather": args.gather, "simd": args.simd, "spconv_algo": spconv_algo(device).name,
                "float32_matmul_precision": torch.get_float32_matmul_precision(),
                "spconv_allow_tf32": bool(getattr(sp_constants, "SPCONV_ALLOW_TF32", False)),
                "sizes": args.sizes, "channels": args.channels, "dtypes": args.dtypes, "unet": args.unet,
@@ -457,7 +468,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction)
         payload["peak_mem_note"] = ("peak_mem_*_mib: CUDA caching allocator peak above what was allocated before "
                                     "one forward+backward (kernel maps / spconv pairs already built), MiB")
-    name = f"bm_conv_{args.device}" + ("" if args.gather == "auto" else f"_{args.gather}")
+    name = (f"bm_conv_{args.device}" + ("" if args.gather == "auto" else f"_{args.gather}")
+            + ("" if args.simd == "auto" else f"_simd-{args.simd}"))
     for n in args.sizes:
         payload["rows"] += bench_size(n, b, args.channels, args.dtypes, args.unet)
         write_json(name, payload, args.out)  # partial results survive a later crash ("complete": false)
@@ -468,7 +480,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             bench = str(Path(__file__).resolve().parent)
             n = max(args.sizes)
             for which in ("sparse3d", "spconv"):
-                memory[which] = peak_rss_mb(MEMORY_CODE.format(bench=bench, n=n, which=which))
+                memory[which] = peak_rss_mb(MEMORY_CODE.format(bench=bench, n=n, which=which, simd=args.simd))
             print(f"peak RSS growth, subm k3 C=64 fwd+bwd at {n} voxels: sparse3d {memory['sparse3d']:.0f} MiB, "
                   f"spconv {memory['spconv']:.0f} MiB")
         payload["peak_rss_mib"] = memory

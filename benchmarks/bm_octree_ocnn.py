@@ -1,7 +1,7 @@
 """sparse3d's octree side by side with ocnn-pytorch (O-CNN), the anchor, on the same points.
 
     pip install --no-deps ocnn          # benchmark-only dependency (ocnn 2.3.3 was used)
-    python benchmarks/bm_octree_ocnn.py [--repeats 5] [--threads 1] [--depths 6 7 8]
+    python benchmarks/bm_octree_ocnn.py [--repeats 5] [--threads 1] [--depths 6 7 8] [--simd auto]
 
 ocnn's package imports torchvision (only for one model's ResNet-18), which has no build for this CPU torch:
 the benchmark installs a stand-in ``torchvision`` module in ``sys.modules`` before importing ocnn (its
@@ -22,7 +22,10 @@ with face normals, scaled into [-0.9, 0.9]^3 (O-CNN's advice). For each depth (6
   gradients), and of the octree build (points -> octree with the 3x3x3 neighbour tables of every depth,
   which ocnn's ``construct_all_neigh`` builds and ours builds on first use), both in one run, same threads.
 
-Writes benchmarks/results/octree_ocnn.json.
+Our conv runs the native backend with ``NativeBackend(simd=--simd)``: ``auto`` (the widest direct kernels the
+CPU has; AVX-512 where present) or ``avx2`` / ``none`` to time what a CPU without AVX-512 gets.
+
+Writes benchmarks/results/octree_ocnn.json (``--simd`` other than auto: octree_ocnn_simd-<simd>.json).
 """
 from __future__ import annotations
 
@@ -37,6 +40,8 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 import torch
+
+from sparse3d.backends.native import SIMD_MODES, NativeBackend
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "octree_ocnn.json"
@@ -125,7 +130,8 @@ def compare_structure(ours: Any, theirs: Any, depth: int) -> Dict[str, Any]:
     return {"counts": counts, "counts_equal": equal, "keys_equal": keys_equal, "neighbors_equal": nbr_equal}
 
 
-def conv_case(ocnn: Any, ours: Any, theirs: Any, depth: int, c: int, repeats: int) -> Dict[str, Any]:
+def conv_case(ocnn: Any, ours: Any, theirs: Any, depth: int, c: int, repeats: int, backend: Any
+              ) -> Dict[str, Any]:
     from sparse3d.octree import octree_conv
 
     torch.manual_seed(c + depth)
@@ -136,7 +142,7 @@ def conv_case(ocnn: Any, ours: Any, theirs: Any, depth: int, c: int, repeats: in
     x1 = x.clone().requires_grad_(True)
     x2 = x.clone().requires_grad_(True)
     w1 = weight.clone().requires_grad_(True)
-    y_ours = octree_conv(x1, ours, depth, w1)
+    y_ours = octree_conv(x1, ours, depth, w1, backend=backend)
     y_ocnn = layer(x2, theirs, depth)
     diff = float((y_ours - y_ocnn).detach().abs().max())
     scale = float(y_ocnn.detach().abs().max())
@@ -149,7 +155,7 @@ def conv_case(ocnn: Any, ours: Any, theirs: Any, depth: int, c: int, repeats: in
     def step_ours() -> None:
         w1.grad = None
         x1.grad = None
-        octree_conv(x1, ours, depth, w1).backward(g)
+        octree_conv(x1, ours, depth, w1, backend=backend).backward(g)
 
     def step_ocnn() -> None:
         layer.zero_grad(set_to_none=True)
@@ -173,14 +179,20 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=200_000)
     ap.add_argument("--scenes", nargs="+", default=["bunny", "room"])
     ap.add_argument("--no-conv", action="store_true", help="only the structure and build timings")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--simd", choices=SIMD_MODES, default="auto",
+                    help="our conv's NativeBackend(simd=...): the widest direct-kernel instruction set")
+    ap.add_argument("--out", type=Path, default=None, help=f"JSON path (default: {RESULTS})")
     args = ap.parse_args()
+    if args.out is None:
+        args.out = RESULTS if args.simd == "auto" else RESULTS.with_name(f"octree_ocnn_simd-{args.simd}.json")
+    backend = NativeBackend(simd=args.simd)
     torch.set_num_threads(args.threads)
     ocnn = import_ocnn()
     from sparse3d.utils.atomic_io import atomic_write_json
 
     result: Dict[str, Any] = {"ocnn_version": getattr(ocnn, "__version__", "?"), "torch": torch.__version__,
                               "threads": args.threads, "repeats": args.repeats, "points": args.points,
+                              "simd": args.simd,
                               "machine": platform.processor() or platform.machine(), "scenes": {}}
     rows: List[str] = []
     for scene in args.scenes:
@@ -202,7 +214,7 @@ def main() -> None:
                         f"{tb_ours * 1e3:7.1f} ms ocnn {tb_ocnn * 1e3:7.1f} ms  x{tb_ocnn / tb_ours:.2f}")
             print(rows[-1], flush=True)
             for c in [] if args.no_conv else args.channels:
-                r = conv_case(ocnn, ours, theirs, depth, c, args.repeats)
+                r = conv_case(ocnn, ours, theirs, depth, c, args.repeats, backend)
                 per["conv"].append(r)
                 rows.append(f"{scene:6s} d={depth} C={c:3d} conv fwd+bwd ours {r['ours_s'] * 1e3:8.1f} ms ocnn "
                             f"{r['ocnn_s'] * 1e3:8.1f} ms  x{r['speedup']:.2f}  rel diff out {r['rel_diff']:.1e} "

@@ -90,15 +90,18 @@ class conv:
         def n_in(self) -> int: ...
 
     @staticmethod
-    def forward(feats: torch.Tensor, weight: torch.Tensor, nbr: torch.Tensor, tile: int = 2048) -> torch.Tensor:
-        """feats [N_in, C_in], weight [K, C_in, C_out], nbr int32 [N_out, K] -> [N_out, C_out]."""
+    def forward(feats: torch.Tensor, weight: torch.Tensor, nbr: torch.Tensor, tile: int = 2048,
+                simd: str = "auto") -> torch.Tensor:
+        """feats [N_in, C_in], weight [K, C_in, C_out], nbr int32 [N_out, K] -> [N_out, C_out]. simd: the widest
+        CPU instruction set of the direct kernels ("auto", "avx512", "avx2", "none"; CUDA tensors: "auto")."""
     @staticmethod
-    def weight_grad(feats: torch.Tensor, grad_out: torch.Tensor, nbr: torch.Tensor, tile: int = 2048) -> torch.Tensor:
-        """feats [N_in, C_in], grad_out [N_out, C_out], nbr int32 [N_out, K] -> [K, C_in, C_out]."""
+    def weight_grad(feats: torch.Tensor, grad_out: torch.Tensor, nbr: torch.Tensor, tile: int = 2048,
+                    simd: str = "auto") -> torch.Tensor:
+        """feats [N_in, C_in], grad_out [N_out, C_out], nbr int32 [N_out, K] -> [K, C_in, C_out]; simd as forward."""
     @staticmethod
-    def direct_kernels(feats: torch.Tensor, c_in: int, c_out: int) -> tuple[bool, bool]:
-        """(forward, weight_grad): whether CPU tensors like feats with C_in -> C_out channels take the direct
-        AVX2 kernels (csrc/conv/conv_cpu_direct.cpp) instead of the tiled GEMM path."""
+    def direct_kernels(feats: torch.Tensor, c_in: int, c_out: int, simd: str = "auto") -> tuple[str, str]:
+        """(forward, weight_grad): the kernels CPU tensors like feats with C_in -> C_out channels take under simd:
+        "avx512" or "avx2" (the direct kernels of csrc/conv/conv_cpu_direct.cpp) or "gemm" (the tiled path)."""
     @staticmethod
     def pairs(nbr: torch.Tensor, n_in: int) -> "conv.ConvPairs":
         """nbr int32 [N_out, K] -> ConvPairs (src, dst int64 [P] grouped by offset, begin int64 [K + 1])."""

@@ -118,7 +118,8 @@ def _kmap_case(draw):
 @st.composite
 def _conv_case(draw):
     n_in, n_out, k = draw(st.integers(0, 8)), draw(st.integers(0, 8)), draw(st.integers(0, 4))
-    # C_out % 8 == 0 (float32) takes the direct AVX2 kernels of conv_cpu_direct.cpp, the rest the tiled GEMM
+    # C_out % 8 == 0 (float32) takes the direct kernels of conv_cpu_direct.cpp (AVX-512 for C_out % 16 == 0 where the
+    # CPU has it, under the simd cap), the rest the tiled GEMM
     c_in, c_out = draw(st.integers(0, 3)), draw(st.sampled_from([0, 1, 2, 3, 8, 16]))
     fdt = draw(_dtype("float32", *_FLOAT_BAD))
     nbr_vals = st.lists(mostly(st.integers(-1, max(n_in - 1, 0)), st.sampled_from(
@@ -133,7 +134,8 @@ def _conv_case(draw):
             "nbr": draw(tensors(_shape([n_out, k]), _dtype("int32", "int64", "float32"), nbr_vals)),
             "n_in": draw(_int(n_in, n_in)), "tile": draw(_int(1, 16)), "chunk": draw(_int(-1, 64)),
             "c_in": draw(_int(c_in, c_in)), "c_out": draw(_int(c_out, c_out)), "sort_rows": draw(st.booleans()),
-            "emulate": draw(st.sampled_from([False] * 5 + [True]))}
+            "emulate": draw(st.sampled_from([False] * 5 + [True])),
+            "simd": draw(st.sampled_from(["auto"] * 4 + ["avx512", "avx2", "none", "sse", ""]))}
 
 
 def _pose():
@@ -261,11 +263,12 @@ def run_native(case: Dict[str, Any]) -> None:
     elif op == "conv":
         feats, weight, nbr, grad = T("feats"), T("weight"), T("nbr"), T("grad_out")
         # the CPU conv's kernel choice (conv_cpu_direct.cpp)
-        _call("conv.direct_kernels", "feats c_in c_out", _C.conv.direct_kernels, feats, case["c_in"], case["c_out"])
+        _call("conv.direct_kernels", "feats c_in c_out simd", _C.conv.direct_kernels, feats, case["c_in"],
+              case["c_out"], case["simd"])
         for fn, second in ((_C.conv.forward, weight), (_C.conv.weight_grad, grad)):
             try:
-                _call(f"conv.{fn.__name__}", "feats weight grad_out nbr tile N_out N_in K C_in", fn, feats, second,
-                      nbr, case["tile"])
+                _call(f"conv.{fn.__name__}", "feats weight grad_out nbr tile simd N_out N_in K C_in", fn, feats, second,
+                      nbr, case["tile"], case["simd"])
             except _Raised:
                 pass
         p = _call("conv.pairs", "nbr n_in N_in", _C.conv.pairs, nbr, case["n_in"])

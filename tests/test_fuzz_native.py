@@ -90,7 +90,7 @@ _FUSION = {"op": "fusion", "voxel_size": 0.05, "trunc_voxels": 3.0, "block_res":
            "origin": _t([3], "int64"), "dims": _t([3], "int64", [2]), "n_frames": 1}
 _CONV = {"op": "conv", "feats": _t([3, 2], "float32", [1.0]), "weight": _t([1, 2, 2], "float32", [1.0]),
          "grad_out": _t([3, 2], "float32", [1.0]), "nbr": _t([3, 1], "int32", [0, 1, 2]), "n_in": 3, "tile": 16,
-         "chunk": 0, "c_in": 2, "c_out": 2, "sort_rows": True, "emulate": False}
+         "chunk": 0, "c_in": 2, "c_out": 2, "sort_rows": True, "emulate": False, "simd": "auto"}
 
 
 @pytest.mark.parametrize("case,call,message", [

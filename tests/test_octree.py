@@ -53,7 +53,9 @@ def _random_points(n, seed, lo=-0.95, hi=0.95):
     return v.clamp(lo, hi)
 
 
-@pytest.mark.parametrize("depth,full_depth", [(4, 2), (5, 0), (3, 3), (6, 2)])
+# the build finds the distinct leaves through a bitmap up to batch_size * 8^depth = 2^27 (depth 9 here) and by
+# sorting above (depth 10): both against the reference
+@pytest.mark.parametrize("depth,full_depth", [(4, 2), (5, 0), (3, 3), (6, 2), (9, 2), (10, 2)])
 def test_nodes_per_depth_match_brute_force(depth, full_depth):
     pts = _random_points(300, depth)
     octree, leaf = Octree.from_points(pts, depth, full_depth=full_depth)
@@ -107,6 +109,14 @@ def test_batching_merge_equals_batched_build():
         assert torch.equal(merged.coords[d], direct.coords[d])
         torch.testing.assert_close(merged.features[d], direct.features[d])
         assert torch.equal(merged.keys[d] >> 48, merged.coords[d][:, 0].long())
+    # batch_size * 8^depth above 2^27: the sorted path, equal to the bitmap path of each item alone
+    for depth in (8, 9):
+        o = [Octree.from_points(p, depth, features=f)[0] for p, f in ((a, fa), (b, fb))]
+        big, leaf = Octree.from_points(torch.cat([a, b]), depth, features=torch.cat([fa, fb]), batch=batch)
+        merged = Octree.merge(o)
+        for d in range(depth + 1):
+            assert torch.equal(merged.keys[d], big.keys[d]) and torch.equal(merged.children[d], big.children[d])
+        assert torch.equal(big.coords[depth][leaf][:, 0], batch.int())
     # an empty batch item still has its full layers
     e, _ = Octree.from_points(a, 4, batch=torch.full((200,), 2), batch_size=3)
     assert e.num_nodes(2) == 3 * 64 and e.num_nodes(2, nempty=True) == Octree.from_points(a, 4)[0].num_nodes(2, True)

@@ -15,7 +15,16 @@ static void check_table(const at::Tensor& nbr, int64_t rows, const char* rows_na
 // rows per tile: each thread allocates [tile, C] buffers, so a tile is bounded
 static void check_tile(int64_t tile) { s3d_check_range(tile, 1, int64_t(1) << 20, "tile"); }
 
-at::Tensor conv_forward(const at::Tensor& feats, const at::Tensor& weight, const at::Tensor& nbr, int64_t tile) {
+// simd parsed (ValueError for a bad name or a set this CPU lacks); CUDA tensors take only "auto"
+static Simd check_simd(const std::string& simd, const at::Tensor& feats) {
+  const Simd isa = parse_simd(simd);
+  TORCH_CHECK_VALUE(!feats.is_cuda() || simd == "auto", "simd='", simd,
+                    "' picks CPU kernels; CUDA tensors take simd='auto'");
+  return isa;
+}
+
+at::Tensor conv_forward(const at::Tensor& feats, const at::Tensor& weight, const at::Tensor& nbr, int64_t tile,
+                        const std::string& simd) {
   const NoAutocast no_autocast;
   S3D_CHECK_DIM(feats, 2);
   S3D_CHECK_DIM(weight, 3);
@@ -30,6 +39,7 @@ at::Tensor conv_forward(const at::Tensor& feats, const at::Tensor& weight, const
   s3d_check_float(feats, "feats");
   check_tile(tile);
   S3D_CHECK_DEVICE(feats);
+  const Simd isa = check_simd(simd, feats);
   S3D_CHECK_SAME_DEVICE(feats, weight);
   S3D_CHECK_SAME_DEVICE(feats, nbr);
   if (feats.is_cuda()) {
@@ -39,11 +49,11 @@ at::Tensor conv_forward(const at::Tensor& feats, const at::Tensor& weight, const
     S3D_NO_CUDA("conv.forward");
 #endif
   }
-  return conv_forward_cpu(feats.contiguous(), weight.contiguous(), nbr.contiguous(), tile);
+  return conv_forward_cpu(feats.contiguous(), weight.contiguous(), nbr.contiguous(), tile, isa);
 }
 
 at::Tensor conv_weight_grad(const at::Tensor& feats, const at::Tensor& grad_out, const at::Tensor& nbr,
-                            int64_t tile) {
+                            int64_t tile, const std::string& simd) {
   const NoAutocast no_autocast;
   S3D_CHECK_DIM(feats, 2);
   S3D_CHECK_DIM(grad_out, 2);
@@ -53,6 +63,7 @@ at::Tensor conv_weight_grad(const at::Tensor& feats, const at::Tensor& grad_out,
   s3d_check_float(feats, "feats");
   check_tile(tile);
   S3D_CHECK_DEVICE(feats);
+  const Simd isa = check_simd(simd, feats);
   S3D_CHECK_SAME_DEVICE(feats, grad_out);
   S3D_CHECK_SAME_DEVICE(feats, nbr);
   if (feats.is_cuda()) {
@@ -62,7 +73,7 @@ at::Tensor conv_weight_grad(const at::Tensor& feats, const at::Tensor& grad_out,
     S3D_NO_CUDA("conv.weight_grad");
 #endif
   }
-  return conv_weight_grad_cpu(feats.contiguous(), grad_out.contiguous(), nbr.contiguous(), tile);
+  return conv_weight_grad_cpu(feats.contiguous(), grad_out.contiguous(), nbr.contiguous(), tile, isa);
 }
 
 }  // namespace s3d
@@ -75,17 +86,21 @@ void init_conv(pybind11::module_& m) {
   init_conv_pairs(m);
   init_implicit_gemm(m);
   m.def("forward", &s3d::conv_forward, py::arg("feats"), py::arg("weight"), py::arg("nbr"), py::arg("tile") = 2048,
-        "feats [N_in, C_in], weight [K, C_in, C_out], nbr int32 [N_out, K] -> [N_out, C_out]");
+        py::arg("simd") = "auto",
+        "feats [N_in, C_in], weight [K, C_in, C_out], nbr int32 [N_out, K] -> [N_out, C_out]; simd: the widest CPU "
+        "instruction set of the direct kernels ('auto', 'avx512', 'avx2', 'none')");
   m.def("weight_grad", &s3d::conv_weight_grad, py::arg("feats"), py::arg("grad_out"), py::arg("nbr"),
-        py::arg("tile") = 2048,
-        "feats [N_in, C_in], grad_out [N_out, C_out], nbr int32 [N_out, K] -> [K, C_in, C_out]");
+        py::arg("tile") = 2048, py::arg("simd") = "auto",
+        "feats [N_in, C_in], grad_out [N_out, C_out], nbr int32 [N_out, K] -> [K, C_in, C_out]; simd as forward");
   m.def(
       "direct_kernels",
-      [](const at::Tensor& feats, int64_t c_in, int64_t c_out) {
-        return std::make_tuple(s3d::conv_direct_forward_ok(feats.scalar_type(), c_out),
-                               s3d::conv_direct_weight_grad_ok(feats.scalar_type(), c_in, c_out));
+      [](const at::Tensor& feats, int64_t c_in, int64_t c_out, const std::string& simd) {
+        const s3d::Simd cap = s3d::parse_simd(simd);
+        return std::make_tuple(
+            std::string(s3d::simd_name(s3d::conv_direct_forward_isa(feats.scalar_type(), c_out, cap))),
+            std::string(s3d::simd_name(s3d::conv_direct_weight_grad_isa(feats.scalar_type(), c_in, c_out, cap))));
       },
-      py::arg("feats"), py::arg("c_in"), py::arg("c_out"),
-      "(forward, weight_grad): whether CPU tensors like feats with C_in -> C_out channels take the direct AVX2 "
-      "kernels (conv/conv_cpu_direct.cpp) instead of the tiled GEMM path");
+      py::arg("feats"), py::arg("c_in"), py::arg("c_out"), py::arg("simd") = "auto",
+      "(forward, weight_grad): the kernels CPU tensors like feats with C_in -> C_out channels take under simd: "
+      "'avx512' or 'avx2' (the direct kernels of conv/conv_cpu_direct.cpp) or 'gemm' (the tiled GEMM path)");
 }

@@ -1,6 +1,7 @@
 // CPU sparse convolution. float32 with C_out a multiple of 8 up to 64 (the channel counts of sparse
-// networks) goes to the direct kernels of conv_cpu_direct.cpp when the CPU has AVX2 + FMA (the weight
-// gradient only up to C_in * C_out = 1024); every other case takes the tiled GEMM path of this file: output rows are cut into tiles; each thread owns whole tiles, so
+// networks) goes to the direct kernels of conv_cpu_direct.cpp when the CPU has AVX-512F or AVX2 + FMA (the
+// AVX2 weight gradient only up to C_in * C_out = 1024; ``simd`` caps the set); every other case takes the
+// tiled GEMM path of this file: output rows are cut into tiles; each thread owns whole tiles, so
 // the scatter needs no atomics and results do not depend on the thread count. Per tile
 // and kernel offset the active rows are gathered into a small buffer that stays in cache,
 // multiplied with one GEMM (MKL through at::mm, single-threaded inside the parallel region)
@@ -40,17 +41,19 @@ static bool is_half_type(const at::Tensor& t) {
   return t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16;
 }
 
-at::Tensor conv_forward_cpu(const at::Tensor& feats, const at::Tensor& weight, const at::Tensor& nbr, int64_t tile) {
+at::Tensor conv_forward_cpu(const at::Tensor& feats, const at::Tensor& weight, const at::Tensor& nbr, int64_t tile,
+                            Simd simd) {
   if (is_half_type(feats))
-    return conv_forward_cpu(feats.to(at::kFloat), weight.to(at::kFloat), nbr, tile).to(feats.scalar_type());
+    return conv_forward_cpu(feats.to(at::kFloat), weight.to(at::kFloat), nbr, tile, simd).to(feats.scalar_type());
   const int64_t n_in = feats.size(0), c_in = feats.size(1);
   const int64_t k_total = weight.size(0), c_out = weight.size(2);
   const int64_t n_out = nbr.size(0);
   at::Tensor out = at::zeros({n_out, c_out}, feats.options());
   if (n_out == 0 || k_total == 0 || c_in == 0 || c_out == 0) return out;
-  if (conv_direct_forward_ok(feats.scalar_type(), c_out)) {
+  const Simd isa = conv_direct_forward_isa(feats.scalar_type(), c_out, simd);
+  if (isa != Simd::kNone) {
     bool bad = false;
-    conv_forward_direct(feats, weight, nbr, tile, out, &bad);
+    conv_forward_direct(feats, weight, nbr, tile, isa, out, &bad);
     TORCH_CHECK_VALUE(!bad, "nbr holds an index >= N_in = ", n_in, " (rows of feats)");
     return out;
   }
@@ -93,17 +96,19 @@ at::Tensor conv_forward_cpu(const at::Tensor& feats, const at::Tensor& weight, c
 }
 
 at::Tensor conv_weight_grad_cpu(const at::Tensor& feats, const at::Tensor& grad_out, const at::Tensor& nbr,
-                                int64_t tile) {
+                                int64_t tile, Simd simd) {
   if (is_half_type(feats))
-    return conv_weight_grad_cpu(feats.to(at::kFloat), grad_out.to(at::kFloat), nbr, tile).to(feats.scalar_type());
+    return conv_weight_grad_cpu(feats.to(at::kFloat), grad_out.to(at::kFloat), nbr, tile, simd)
+        .to(feats.scalar_type());
   const int64_t n_in = feats.size(0), c_in = feats.size(1);
   const int64_t n_out = grad_out.size(0), c_out = grad_out.size(1);
   const int64_t k_total = nbr.size(1);
   if (n_out == 0 || k_total == 0 || c_in == 0 || c_out == 0)
     return at::zeros({k_total, c_in, c_out}, feats.options());
-  if (conv_direct_weight_grad_ok(feats.scalar_type(), c_in, c_out)) {
+  const Simd isa = conv_direct_weight_grad_isa(feats.scalar_type(), c_in, c_out, simd);
+  if (isa != Simd::kNone) {
     bool bad = false;
-    at::Tensor grad_weight = conv_weight_grad_direct(feats, grad_out, nbr, tile, &bad);
+    at::Tensor grad_weight = conv_weight_grad_direct(feats, grad_out, nbr, tile, isa, &bad);
     TORCH_CHECK_VALUE(!bad, "nbr holds an index >= N_in = ", n_in, " (rows of feats)");
     return grad_weight;
   }

@@ -1,6 +1,6 @@
-// Direct float32 CPU sparse convolution (see conv_cpu_direct.h). The kernels are compiled for AVX2 + FMA
-// with a function attribute, so the extension itself keeps the default target; conv_direct_supported()
-// checks the running CPU before they are called.
+// Direct float32 CPU sparse convolution (see conv_cpu_direct.h): the drivers, the instruction-set choice and
+// the AVX2 + FMA kernels (the AVX-512 ones are in conv_cpu_direct512.cpp). The kernels are compiled with a
+// function attribute, so the extension itself keeps the default target; the CPU is checked before they run.
 #include "conv/conv_cpu_direct.h"
 
 #include <ATen/Parallel.h>
@@ -9,10 +9,14 @@
 #include <algorithm>
 #include <atomic>
 
+#include "conv/conv_cpu_direct_kernels.h"
 #include "conv/tile_rows.h"
 
 namespace s3d {
 namespace {
+
+using direct::ForwardFn;
+using direct::WeightGradFn;
 
 #define S3D_AVX2 __attribute__((target("avx2,fma")))
 
@@ -113,40 +117,77 @@ S3D_AVX2 void pairs_weight_grad(const float* feats, int64_t c_in, const float* g
   for (; q0 < c_in; ++q0) block_weight_grad<NV, 1>(feats, c_in, grad_out, src, dst, m, q0, dw);
 }
 
-using ForwardFn = void (*)(const float*, int64_t, int64_t, const float*, const int32_t*, int64_t, int64_t, int64_t,
-                           float*, bool*);
-using WeightGradFn = void (*)(const float*, int64_t, const float*, const int32_t*, const int32_t*, int64_t, float*);
-
-ForwardFn forward_fn(int64_t nv) {
+ForwardFn forward_fn_avx2(int64_t nv) {
   static constexpr ForwardFn fns[kMaxVectors] = {rows_forward<1>, rows_forward<2>, rows_forward<3>, rows_forward<4>,
                                                  rows_forward<5>, rows_forward<6>, rows_forward<7>, rows_forward<8>};
   return fns[nv - 1];
 }
 
-WeightGradFn weight_grad_fn(int64_t nv) {
+WeightGradFn weight_grad_fn_avx2(int64_t nv) {
   static constexpr WeightGradFn fns[kMaxVectors] = {
       pairs_weight_grad<1>, pairs_weight_grad<2>, pairs_weight_grad<3>, pairs_weight_grad<4>,
       pairs_weight_grad<5>, pairs_weight_grad<6>, pairs_weight_grad<7>, pairs_weight_grad<8>};
   return fns[nv - 1];
 }
 
-bool cpu_has_avx2_fma() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
+bool cpu_has(Simd isa) {
+  switch (isa) {
+    case Simd::kAvx512:
+      return __builtin_cpu_supports("avx512f");
+    case Simd::kAvx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    default:
+      return true;
+  }
 }
 
 }  // namespace
 
-bool conv_direct_forward_ok(at::ScalarType dtype, int64_t c_out) {
-  return dtype == at::kFloat && c_out > 0 && c_out % 8 == 0 && c_out / 8 <= kMaxVectors && cpu_has_avx2_fma();
+Simd parse_simd(const std::string& simd) {
+  Simd isa;
+  if (simd == "auto") {
+    isa = Simd::kAvx512;
+  } else if (simd == "avx512") {
+    isa = Simd::kAvx512;
+  } else if (simd == "avx2") {
+    isa = Simd::kAvx2;
+  } else if (simd == "none") {
+    return Simd::kNone;
+  } else {
+    TORCH_CHECK_VALUE(false, "simd must be one of 'auto', 'avx512', 'avx2', 'none', got '", simd, "'");
+  }
+  if (simd == "auto") return isa;
+  TORCH_CHECK_VALUE(cpu_has(isa), "simd='", simd, "' asks for ", isa == Simd::kAvx512 ? "AVX-512F" : "AVX2 + FMA",
+                    ", which this CPU lacks; use simd='auto'");
+  return isa;
 }
 
-bool conv_direct_weight_grad_ok(at::ScalarType dtype, int64_t c_in, int64_t c_out) {
-  return conv_direct_forward_ok(dtype, c_out) && c_in * c_out <= 1024;
+const char* simd_name(Simd isa) {
+  switch (isa) {
+    case Simd::kAvx512:
+      return "avx512";
+    case Simd::kAvx2:
+      return "avx2";
+    default:
+      return "gemm";
+  }
+}
+
+Simd conv_direct_forward_isa(at::ScalarType dtype, int64_t c_out, Simd simd) {
+  if (dtype != at::kFloat || c_out <= 0 || c_out % 8 != 0 || c_out / 8 > kMaxVectors) return Simd::kNone;
+  if (simd >= Simd::kAvx512 && c_out % 16 == 0 && cpu_has(Simd::kAvx512)) return Simd::kAvx512;
+  if (simd >= Simd::kAvx2 && cpu_has(Simd::kAvx2)) return Simd::kAvx2;
+  return Simd::kNone;
+}
+
+Simd conv_direct_weight_grad_isa(at::ScalarType dtype, int64_t c_in, int64_t c_out, Simd simd) {
+  const Simd isa = conv_direct_forward_isa(dtype, c_out, simd);
+  if (isa == Simd::kAvx2 && c_in * c_out > 1024) return Simd::kNone;
+  return isa;
 }
 
 void conv_forward_direct(const at::Tensor& feats, const at::Tensor& weight, const at::Tensor& nbr, int64_t tile,
-                         at::Tensor& out, bool* bad) {
+                         Simd isa, at::Tensor& out, bool* bad) {
   const int64_t n_in = feats.size(0), c_in = feats.size(1);
   const int64_t k_total = weight.size(0), c_out = weight.size(2);
   const int64_t n_out = nbr.size(0);
@@ -157,7 +198,8 @@ void conv_forward_direct(const at::Tensor& feats, const at::Tensor& weight, cons
   const float* w = weight.data_ptr<float>();
   const int32_t* nb = nbr.data_ptr<int32_t>();
   float* o = out.data_ptr<float>();
-  const ForwardFn fn = forward_fn(c_out / 8);
+  const ForwardFn fn = isa == Simd::kAvx512 ? direct::forward_fn_avx512(c_out) : forward_fn_avx2(c_out / 8);
+  TORCH_CHECK(fn != nullptr, "conv_forward_direct: no ", simd_name(isa), " kernel for C_out = ", c_out);
   std::atomic<bool> any_bad{false};
   at::parallel_for(0, n_tiles, 1, [&](int64_t tb, int64_t te) {
     bool local_bad = false;
@@ -172,7 +214,7 @@ void conv_forward_direct(const at::Tensor& feats, const at::Tensor& weight, cons
 }
 
 at::Tensor conv_weight_grad_direct(const at::Tensor& feats, const at::Tensor& grad_out, const at::Tensor& nbr,
-                                   int64_t tile, bool* bad) {
+                                   int64_t tile, Simd isa, bool* bad) {
   const int64_t n_in = feats.size(0), c_in = feats.size(1);
   const int64_t n_out = grad_out.size(0), c_out = grad_out.size(1);
   const int64_t k_total = nbr.size(1);
@@ -184,7 +226,9 @@ at::Tensor conv_weight_grad_direct(const at::Tensor& feats, const at::Tensor& gr
   const float* g = grad_out.data_ptr<float>();
   const int32_t* nb = nbr.data_ptr<int32_t>();
   float* part = partial.data_ptr<float>();
-  const WeightGradFn fn = weight_grad_fn(c_out / 8);
+  const WeightGradFn fn =
+      isa == Simd::kAvx512 ? direct::weight_grad_fn_avx512(c_out) : weight_grad_fn_avx2(c_out / 8);
+  TORCH_CHECK(fn != nullptr, "conv_weight_grad_direct: no ", simd_name(isa), " kernel for C_out = ", c_out);
   std::atomic<bool> any_bad{false};
   at::parallel_for(0, n_chunks, 1, [&](int64_t cb, int64_t ce) {
     TileRows t(tile);

@@ -36,7 +36,8 @@ std::string row_str(const at::Tensor& t, int64_t row) {
 // The first row of an int32 [N] tensor outside [lo, hi], or -1.
 void check_values(const at::Tensor& t, int64_t lo, int64_t hi, const char* name) {
   if (t.numel() == 0) return;
-  const int64_t bad = first_true(at::logical_or(t.lt(lo), t.gt(hi)).reshape({t.size(0), -1}).any(1));
+  const int64_t bad = t.is_cuda() ? first_true(at::logical_or(t.lt(lo), t.gt(hi)).reshape({t.size(0), -1}).any(1))
+                                  : first_row_outside_cpu(t.contiguous(), lo, hi);
   TORCH_CHECK_VALUE(bad < 0, name, " must hold values in [", lo, ", ", hi, "], got ", name, "[", bad,
                     "] = ", row_str(t, bad));
 }
@@ -95,11 +96,15 @@ OctreeLevels octree_build(const at::Tensor& cells, int64_t depth, int64_t full_d
                     cells.size(0), ") for int32 node rows");
   if (cells.size(0) > 0) {
     const int64_t side = int64_t(1) << depth;
-    const int64_t bad_b = first_true(at::logical_or(cells.select(1, 0).lt(0), cells.select(1, 0).ge(batch_size)));
+    int64_t bad_b = -1, bad = -1;
+    if (cells.is_cuda()) {
+      bad_b = first_true(at::logical_or(cells.select(1, 0).lt(0), cells.select(1, 0).ge(batch_size)));
+      bad = first_true(at::logical_or(cells.narrow(1, 1, 3).lt(0), cells.narrow(1, 1, 3).ge(side)).any(1));
+    } else {
+      cells_first_bad_cpu(cells.contiguous(), batch_size, side, &bad_b, &bad);
+    }
     TORCH_CHECK_VALUE(bad_b < 0, "cells[:, 0] (batch index) must be in [0, batch_size=", batch_size, "), got cells[",
                       bad_b, "] = ", row_str(cells, bad_b));
-    at::Tensor xyz = cells.narrow(1, 1, 3);
-    const int64_t bad = first_true(at::logical_or(xyz.lt(0), xyz.ge(side)).any(1));
     TORCH_CHECK_VALUE(bad < 0, "cells[:, 1:4] (x, y, z) must be in [0, 2^depth=", side, "), got cells[", bad,
                       "] = ", row_str(cells, bad));
   }

@@ -36,6 +36,13 @@ at::Tensor octree_neighbors(const at::Tensor& nbr_parent, const at::Tensor& chil
 at::Tensor octree_points_to_cells_cpu(const at::Tensor& points, const double* origin, double size, int64_t depth,
                                       int64_t* first_nonfinite, int64_t* first_outside);
 OctreeLevels octree_build_cpu(const at::Tensor& cells, int64_t depth, int64_t full_depth, int64_t batch_size);
+// Argument checks in one pass over contiguous CPU tensors (octree.cpp uses ATen reductions for CUDA ones):
+// the first row of an int32 [N, ...] tensor holding a value outside [lo, hi], or -1;
+int64_t first_row_outside_cpu(const at::Tensor& t, int64_t lo, int64_t hi);
+// the first row of cells int32 [P, 4] whose batch index is outside [0, batch_size) (*bad_b) and whose x, y or z
+// is outside [0, side) (*bad_xyz), each -1 when none.
+void cells_first_bad_cpu(const at::Tensor& cells, int64_t batch_size, int64_t side, int64_t* bad_b,
+                         int64_t* bad_xyz);
 at::Tensor octree_neighbors_cpu(const at::Tensor& nbr_parent, const at::Tensor& children_parent,
                                 const at::Tensor& parent_rows, const at::Tensor& child_pos, int64_t n_child);
 #ifdef WITH_CUDA

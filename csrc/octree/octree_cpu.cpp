@@ -16,30 +16,41 @@ namespace s3d {
 namespace {
 
 // Cells of in-range points; the first non-finite row and the first row outside the cube are recorded (checked in
-// the same pass: octree.cpp raises naming the row).
+// the same pass: octree.cpp raises naming the row). Branch-free per coordinate, so the loop vectorises; a chunk
+// with a bad coordinate is scanned again for its first bad row.
 template <typename scalar_t>
 void cells_kernel(const scalar_t* p, int32_t* out, int64_t n, const double* origin, double size, int64_t depth,
                   int64_t* first_nonfinite, int64_t* first_outside) {
   const double scale = double(int64_t(1) << depth) / size;
-  const int32_t last = int32_t((int64_t(1) << depth) - 1);
+  const scalar_t last = scalar_t((int64_t(1) << depth) - 1);
+  const scalar_t o_s[3] = {scalar_t(origin[0]), scalar_t(origin[1]), scalar_t(origin[2])};
+  const scalar_t scale_s = scalar_t(scale);
   std::atomic<int64_t> bad_nf{n}, bad_out{n};
   at::parallel_for(0, n, 8192, [&](int64_t begin, int64_t end) {
+    bool any_bad = false;
+    for (int64_t i = begin; i < end; ++i) {
+      for (int a = 0; a < 3; ++a) {
+        const scalar_t v = p[3 * i + a];
+        const double rel = double(v) - origin[a];
+        // NaN fails both comparisons; +-inf fails one of them
+        any_bad |= !(rel >= 0 && rel <= size);
+        // the cell floor((p - origin) * (2^depth / size)) in the points' own precision, as O-CNN computes it, so
+        // float32 points land in the same cells as there (the range check above is exact, in double); clamped to
+        // [0, last] first (the max face -> the last cell; NaN -> 0, the row is reported anyway), where truncation
+        // is floor: no libm call, the loop vectorises
+        scalar_t c = (v - o_s[a]) * scale_s;
+        c = c > last ? last : c;
+        c = c >= 0 ? c : scalar_t(0);
+        out[3 * i + a] = int32_t(c);
+      }
+    }
+    if (!any_bad) return;
     int64_t nf = n, ou = n;
     for (int64_t i = begin; i < end; ++i) {
       for (int a = 0; a < 3; ++a) {
         const double v = double(p[3 * i + a]);
-        const double rel = v - origin[a];
-        if (!std::isfinite(v)) {
-          nf = std::min(nf, i);
-          out[3 * i + a] = 0;
-          continue;
-        }
-        if (rel < 0 || rel > size) ou = std::min(ou, i);
-        // the cell in the points' own precision, (p - origin) * (2^depth / size), as O-CNN computes it, so float32
-        // points land in the same cells as there (the range check above is exact, in double)
-        const scalar_t c_s = (p[3 * i + a] - scalar_t(origin[a])) * scalar_t(scale);
-        const double c = std::floor(double(c_s));
-        out[3 * i + a] = c < 0 ? 0 : (c > last ? last : int32_t(c));  // the max face -> the last cell
+        if (!std::isfinite(v)) nf = std::min(nf, i);
+        else if (v - origin[a] < 0 || v - origin[a] > size) ou = std::min(ou, i);
       }
     }
     for (int64_t cur = bad_nf.load(); nf < cur && !bad_nf.compare_exchange_weak(cur, nf);) {
@@ -49,6 +60,14 @@ void cells_kernel(const scalar_t* p, int32_t* out, int64_t n, const double* orig
   });
   *first_nonfinite = bad_nf.load() < n ? bad_nf.load() : -1;
   *first_outside = bad_out.load() < n ? bad_out.load() : -1;
+}
+
+// Set bits of v, inline (the default target has no POPCNT instruction: __builtin_popcountll would call libgcc).
+inline int64_t popcount64(uint64_t v) {
+  v = v - ((v >> 1) & 0x5555555555555555ull);
+  v = (v & 0x3333333333333333ull) + ((v >> 2) & 0x3333333333333333ull);
+  v = (v + (v >> 4)) & 0x0F0F0F0F0F0F0F0Full;
+  return int64_t((v * 0x0101010101010101ull) >> 56);
 }
 
 int bit_width(uint64_t v) {
@@ -91,6 +110,63 @@ void radix_sort(const int64_t* key, int64_t n, int64_t depth, int64_t batch_size
   perm = std::move(idx);
 }
 
+// The distinct leaf keys of the input cells, ascending (uniq), and each input row's ordinal among them
+// (uniq_of_input). Small key spaces (batch_size * 8^depth <= kBitmapBits) mark the cells in a bitmap and read the
+// ordinals off prefix popcounts: no sort. Larger ones radix-sort the keys.
+constexpr uint64_t kBitmapBits = uint64_t(1) << 27;  // 16 MiB of bits: depth 8 up to 8 batch items
+
+void unique_leaves_bitmap(const int32_t* c, int64_t P, int64_t depth, int64_t batch_size, std::vector<int64_t>& uniq,
+                          std::vector<int64_t>& uniq_of_input) {
+  using namespace octree;
+  const int sh = int(3 * depth);
+  const uint64_t low = (uint64_t(1) << sh) - 1;
+  const int64_t n_words = int64_t(((uint64_t(batch_size) << sh) + 63) / 64);
+  std::vector<uint64_t> bits(n_words, 0);
+  std::vector<uint64_t> ck(P);
+  for (int64_t i = 0; i < P; ++i) {
+    const uint64_t k = (uint64_t(c[4 * i]) << sh) | uint64_t(node_key(0, c[4 * i + 1], c[4 * i + 2], c[4 * i + 3]));
+    ck[i] = k;
+    bits[k >> 6] |= uint64_t(1) << (k & 63);
+  }
+  std::vector<int64_t> rank(n_words);
+  int64_t total = 0;
+  for (int64_t w = 0; w < n_words; ++w) {
+    rank[w] = total;
+    total += popcount64(bits[w]);
+  }
+  uniq.resize(total);
+  int64_t j = 0;
+  for (int64_t w = 0; w < n_words; ++w) {
+    for (uint64_t v = bits[w]; v; v &= v - 1) {
+      const uint64_t k = uint64_t(w) * 64 + uint64_t(__builtin_ctzll(v));
+      uniq[j++] = (int64_t(k >> sh) << kBatchShift) | int64_t(k & low);
+    }
+  }
+  uniq_of_input.resize(P);
+  for (int64_t i = 0; i < P; ++i) {
+    const uint64_t k = ck[i];
+    uniq_of_input[i] = rank[k >> 6] + popcount64(bits[k >> 6] & ((uint64_t(1) << (k & 63)) - 1));
+  }
+}
+
+void unique_leaves_sorted(const int32_t* c, int64_t P, int64_t depth, int64_t batch_size, std::vector<int64_t>& uniq,
+                          std::vector<int64_t>& uniq_of_input) {
+  using namespace octree;
+  std::vector<int64_t> key(P);
+  at::parallel_for(0, P, 8192, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) key[i] = node_key(c[4 * i], c[4 * i + 1], c[4 * i + 2], c[4 * i + 3]);
+  });
+  std::vector<int64_t> sk, pm;
+  radix_sort(key.data(), P, depth, batch_size, sk, pm);
+  uniq.clear();
+  uniq.reserve(P);
+  uniq_of_input.resize(P);
+  for (int64_t s = 0; s < P; ++s) {
+    if (s == 0 || sk[s] != sk[s - 1]) uniq.push_back(sk[s]);
+    uniq_of_input[pm[s]] = int64_t(uniq.size()) - 1;
+  }
+}
+
 at::Tensor to_tensor(std::vector<int64_t>&& v) {
   at::Tensor t = at::empty({int64_t(v.size())}, at::kLong);
   std::copy(v.begin(), v.end(), t.data_ptr<int64_t>());
@@ -98,6 +174,33 @@ at::Tensor to_tensor(std::vector<int64_t>&& v) {
 }
 
 }  // namespace
+
+int64_t first_row_outside_cpu(const at::Tensor& t, int64_t lo, int64_t hi) {
+  const int64_t n = t.size(0);
+  if (n == 0) return -1;
+  const int64_t w = t.numel() / n;
+  const int32_t* v = t.data_ptr<int32_t>();
+  for (int64_t i = 0; i < n * w; ++i)
+    if (v[i] < lo || v[i] > hi) return i / w;
+  return -1;
+}
+
+void cells_first_bad_cpu(const at::Tensor& cells, int64_t batch_size, int64_t side, int64_t* bad_b,
+                         int64_t* bad_xyz) {
+  const int64_t P = cells.size(0);
+  const int32_t* c = cells.data_ptr<int32_t>();
+  *bad_b = *bad_xyz = -1;
+  bool any = false;  // a branch-free pass first (it vectorises); the rows only when something is out of range
+  for (int64_t i = 0; i < P; ++i)
+    any |= (uint64_t(int64_t(c[4 * i])) >= uint64_t(batch_size)) | (uint64_t(int64_t(c[4 * i + 1])) >= uint64_t(side)) |
+           (uint64_t(int64_t(c[4 * i + 2])) >= uint64_t(side)) | (uint64_t(int64_t(c[4 * i + 3])) >= uint64_t(side));
+  if (!any) return;
+  for (int64_t i = 0; i < P && *bad_b < 0; ++i)
+    if (c[4 * i] < 0 || c[4 * i] >= batch_size) *bad_b = i;
+  for (int64_t i = 0; i < P && *bad_xyz < 0; ++i)
+    for (int a = 1; a < 4; ++a)
+      if (c[4 * i + a] < 0 || c[4 * i + a] >= side) *bad_xyz = i;
+}
 
 at::Tensor octree_points_to_cells_cpu(const at::Tensor& points, const double* origin, double size, int64_t depth,
                                       int64_t* first_nonfinite, int64_t* first_outside) {
@@ -113,23 +216,13 @@ OctreeLevels octree_build_cpu(const at::Tensor& cells, int64_t depth, int64_t fu
   using namespace octree;
   const int64_t P = cells.size(0);
   const int32_t* c = cells.data_ptr<int32_t>();
-  // 1. leaf keys of the input cells, sorted, made unique
-  at::Tensor key_t = at::empty({P}, at::kLong);
-  int64_t* key = key_t.data_ptr<int64_t>();
-  at::parallel_for(0, P, 8192, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) key[i] = node_key(c[4 * i], c[4 * i + 1], c[4 * i + 2], c[4 * i + 3]);
-  });
-  std::vector<int64_t> skeys, perm_v;
-  radix_sort(key, P, depth, batch_size, skeys, perm_v);
-  const int64_t* sk = skeys.data();
-  const int64_t* pm = perm_v.data();
+  // 1. the distinct leaf keys of the input cells (sorted) and each cell's ordinal among them
   std::vector<std::vector<int64_t>> nonempty(depth + 1);  // sorted keys of the non-empty nodes per depth >= full
-  std::vector<int64_t> uniq_of_sorted(P);
-  nonempty[depth].reserve(P);
-  for (int64_t s = 0; s < P; ++s) {
-    if (s == 0 || sk[s] != sk[s - 1]) nonempty[depth].push_back(sk[s]);
-    uniq_of_sorted[s] = int64_t(nonempty[depth].size()) - 1;
-  }
+  std::vector<int64_t> uniq_of_input;
+  if ((uint64_t(batch_size) << (3 * depth)) <= kBitmapBits)
+    unique_leaves_bitmap(c, P, depth, batch_size, nonempty[depth], uniq_of_input);
+  else
+    unique_leaves_sorted(c, P, depth, batch_size, nonempty[depth], uniq_of_input);
   for (int64_t d = depth - 1; d >= full_depth; --d) {
     const std::vector<int64_t>& fine = nonempty[d + 1];
     std::vector<int64_t>& coarse = nonempty[d];
@@ -195,7 +288,7 @@ OctreeLevels octree_build_cpu(const at::Tensor& cells, int64_t depth, int64_t fu
   }
   // 3. the leaf row of every input cell
   std::vector<int64_t> leaf(P);
-  for (int64_t s = 0; s < P; ++s) leaf[pm[s]] = leaf_row_of_uniq[uniq_of_sorted[s]];
+  for (int64_t i = 0; i < P; ++i) leaf[i] = leaf_row_of_uniq[uniq_of_input[i]];
   out.leaf_of_input = to_tensor(std::move(leaf));
   return out;
 }
@@ -214,13 +307,21 @@ at::Tensor octree_neighbors_cpu(const at::Tensor& nbr_parent, const at::Tensor& 
   for (int c = 0; c < 8; ++c)
     for (int k = 0; k < 27; ++k) octree::child_neighbor(c, k, &pk[c][k], &cc[c][k]);
   at::parallel_for(0, q, 4096, [&](int64_t begin, int64_t end) {
+    int32_t base[27];  // 8 * (children ordinal) of the current parent's 27 neighbours, or -1
+    int32_t cur = -1;
     for (int64_t i = begin; i < end; ++i) {
-      const int32_t* row = nb + int64_t(pr[i]) * 27;
+      if (pr[i] != cur || i == begin) {  // rows come in runs of one parent: look its neighbours up once
+        cur = pr[i];
+        const int32_t* row = nb + int64_t(cur) * 27;
+        for (int k = 0; k < 27; ++k) {
+          const int32_t ch = row[k] < 0 ? -1 : chp[row[k]];
+          base[k] = ch < 0 ? -1 : 8 * ch;
+        }
+      }
       const int c = cp[i];
       for (int k = 0; k < 27; ++k) {
-        const int32_t np = row[pk[c][k]];
-        const int32_t ch = np < 0 ? -1 : chp[np];
-        o[27 * i + k] = ch < 0 ? -1 : 8 * ch + cc[c][k];
+        const int32_t b = base[pk[c][k]];
+        o[27 * i + k] = b < 0 ? -1 : b + cc[c][k];
       }
     }
   });

@@ -22,9 +22,10 @@ from sparse3d.utils.checks import require_choice, require_int
 if TYPE_CHECKING:  # pragma: no cover
     from sparse3d import _C
 
-__all__ = ["NativeBackend", "NativePlan", "GATHER_MODES"]
+__all__ = ["NativeBackend", "NativePlan", "GATHER_MODES", "SIMD_MODES"]
 
 GATHER_MODES = ("auto", "tables", "pairs", "implicit")
+SIMD_MODES = ("auto", "avx512", "avx2", "none")
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,14 +73,21 @@ class NativeBackend(NeighborTableBackend):
     kernels that fuse the gather into the GEMM tiles (:attr:`NativePlan.implicit_out` / ``implicit_in``,
     csrc/conv/implicit_gemm.cuh; CUDA tensors only, ValueError otherwise). ``"auto"`` (default): pairs
     for CUDA tensors, tables for CPU tensors. ``tile``: output rows one CPU thread handles at a time
-    (tables only). Every form gives the same result up to summation order.
+    (tables only). ``simd`` (tables on the CPU): the widest instruction set of the direct float32 kernels,
+    "auto" (the widest the CPU has: AVX-512F, else AVX2 + FMA), "avx512", "avx2" (ValueError at the first
+    conv on a CPU without it) or "none" (the tiled GEMM path); CUDA tensors take only "auto". Every form
+    and instruction set gives the same result up to summation order.
     """
 
     name = "native"
 
-    def __init__(self, tile: int = 2048, gather: str = "auto") -> None:
+    def __init__(self, tile: int = 2048, gather: str = "auto", simd: str = "auto") -> None:
         self.tile = require_int(tile, "tile", low=1, high=1 << 20)  # the C++ kernels' limit
         self.gather = require_choice(gather, "gather", GATHER_MODES)
+        self.simd = require_choice(simd, "simd", SIMD_MODES)
+        if self.simd != "auto" and self.gather in ("pairs", "implicit"):
+            raise ValueError(f"simd={self.simd!r} picks the CPU kernels of gather='tables'; gather={self.gather!r} "
+                             "does not run them")
 
     def plan(self, kmap: KernelMap) -> NativePlan:
         """The map's :class:`NativePlan`, from its plan cache (built on first use)."""
@@ -98,17 +106,20 @@ class NativeBackend(NeighborTableBackend):
                                  f"CUDA tensors, got feats on {feats.device}; use gather='tables' or 'auto' on the CPU")
             return _apply(feats, weight, _ImplicitForm(self.plan(kmap)))
         if self.gather == "pairs" or (self.gather == "auto" and feats.is_cuda):
+            if self.simd != "auto":
+                raise ValueError(f"NativeBackend(simd={self.simd!r}) picks CPU kernels; feats on {feats.device} "
+                                 "take simd='auto'")
             return _apply(feats, weight, _PairsForm(self.plan(kmap)))
         return super().conv(feats, weight, kmap)
 
     def forward(self, feats: torch.Tensor, weight: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor:
-        return _ext.conv().forward(feats.contiguous(), weight.contiguous(), nbr, self.tile)
+        return _ext.conv().forward(feats.contiguous(), weight.contiguous(), nbr, self.tile, self.simd)
 
     def weight_grad(self, feats: torch.Tensor, grad_out: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor:
-        return _ext.conv().weight_grad(feats.contiguous(), grad_out.contiguous(), nbr, self.tile)
+        return _ext.conv().weight_grad(feats.contiguous(), grad_out.contiguous(), nbr, self.tile, self.simd)
 
     def __repr__(self) -> str:
-        return f"<sparse3d backend 'native' gather={self.gather!r}>"
+        return f"<sparse3d backend 'native' gather={self.gather!r} simd={self.simd!r}>"
 
 
 class _Form(Protocol):

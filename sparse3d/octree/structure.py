@@ -157,7 +157,7 @@ class Octree:
             parts.append(t.to(points.device))
         if len({t.dtype for t in parts}) > 1:
             raise TypeError(f"normals and features must share one dtype, got {[t.dtype for t in parts]}")
-        feats = torch.cat(parts, dim=1) if parts else None
+        feats = (torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]) if parts else None
         if batch is None:
             b = torch.zeros((p, 1), dtype=torch.int32, device=points.device)
         else:
