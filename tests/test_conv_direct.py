@@ -1,7 +1,8 @@
 """The direct float32 CPU kernels (csrc/conv/conv_cpu_direct.cpp and conv_cpu_direct512.cpp: C_out a multiple of 8
-up to 64) against the float64 tiled GEMM path, which tests/test_conv.py checks against dense conv3d: forward,
-input gradient and weight gradient over channel counts, kernel sizes and strides, for every instruction set this
-CPU has (``simd``); the kernel choice; the sets against each other; determinism; bad tables and bad ``simd``."""
+up to 64, or of 16 up to 128 with AVX-512) against the float64 tiled GEMM path, which tests/test_conv.py checks
+against dense conv3d: forward, input gradient and weight gradient over channel counts, kernel sizes and strides,
+for every instruction set this CPU has (``simd``); the kernel choice; the sets against each other; determinism;
+bad tables and bad ``simd``."""
 import pytest
 import torch
 
@@ -30,8 +31,14 @@ def test_kernel_choice_follows_dtype_channels_and_simd():
     f32, f64 = torch.zeros(1, 1), torch.zeros(1, 1, dtype=torch.float64)
     for simd in ("auto", "none", *SETS):
         assert C.direct_kernels(f64, 16, 16, simd) == ("gemm", "gemm")
-        for c_out in (1, 4, 12, 72, 128):
+        for c_out in (1, 4, 12, 72, 136, 144):
             assert C.direct_kernels(f32, 16, c_out, simd) == ("gemm", "gemm"), (simd, c_out)
+    for c_out in range(80, 129, 16):  # above 64: only the AVX-512 set, multiples of 16 up to 128
+        assert C.direct_kernels(f32, 16, c_out, "none") == ("gemm", "gemm")
+        if "avx2" in SETS:
+            assert C.direct_kernels(f32, 16, c_out, "avx2") == ("gemm", "gemm"), c_out
+        if "avx512" in SETS:
+            assert C.direct_kernels(f32, 16, c_out, "avx512") == ("avx512", "avx512"), c_out
     for c_out in range(8, 65, 8):
         assert C.direct_kernels(f32, 16, c_out, "none") == ("gemm", "gemm")
         if "avx2" in SETS:
@@ -96,7 +103,8 @@ def _case(c_in, c_out, op, k, s):
 @needs_direct
 @per_set
 @pytest.mark.parametrize("c_in,c_out", [(1, 8), (2, 16), (3, 24), (16, 16), (16, 32), (33, 40), (32, 64),
-                                        (5, 48), (64, 56), (64, 64), (5, 12)])  # (5, 12): the tiled path
+                                        (5, 48), (64, 56), (64, 64), (5, 12),  # (5, 12): the tiled path
+                                        (7, 80), (48, 96), (64, 128), (3, 72)])  # above 64: AVX-512 or tiled
 @pytest.mark.parametrize("op,k,s", [("subm", 3, 1), ("strided", 2, 2), ("generative", 2, 2)])
 def test_direct_float32_matches_float64(simd, c_in, c_out, op, k, s):
     x, w = _case(c_in, c_out, op, k, s)

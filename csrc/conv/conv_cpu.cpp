@@ -1,7 +1,7 @@
-// CPU sparse convolution. float32 with C_out a multiple of 8 up to 64 (the channel counts of sparse
-// networks) goes to the direct kernels of conv_cpu_direct.cpp when the CPU has AVX-512F or AVX2 + FMA (the
-// AVX2 weight gradient only up to C_in * C_out = 1024; ``simd`` caps the set); every other case takes the
-// tiled GEMM path of this file: output rows are cut into tiles; each thread owns whole tiles, so
+// CPU sparse convolution. float32 with C_out a multiple of 8 up to 64, or of 16 up to 128 (the channel counts
+// of sparse networks), goes to the direct kernels of conv_cpu_direct.cpp when the CPU has AVX2 + FMA (up to 64)
+// or AVX-512F (the AVX2 weight gradient only up to C_in * C_out = 1024; ``simd`` caps the set); every other
+// case takes the tiled GEMM path of this file: output rows are cut into tiles; each thread owns whole tiles, so
 // the scatter needs no atomics and results do not depend on the thread count. Per tile
 // and kernel offset the active rows are gathered into a small buffer that stays in cache,
 // multiplied with one GEMM (MKL through at::mm, single-threaded inside the parallel region)

@@ -174,9 +174,10 @@ const char* simd_name(Simd isa) {
 }
 
 Simd conv_direct_forward_isa(at::ScalarType dtype, int64_t c_out, Simd simd) {
-  if (dtype != at::kFloat || c_out <= 0 || c_out % 8 != 0 || c_out / 8 > kMaxVectors) return Simd::kNone;
-  if (simd >= Simd::kAvx512 && c_out % 16 == 0 && cpu_has(Simd::kAvx512)) return Simd::kAvx512;
-  if (simd >= Simd::kAvx2 && cpu_has(Simd::kAvx2)) return Simd::kAvx2;
+  if (dtype != at::kFloat || c_out <= 0 || c_out % 8 != 0) return Simd::kNone;
+  if (simd >= Simd::kAvx512 && c_out % 16 == 0 && c_out / 16 <= direct::kMaxVectors512 && cpu_has(Simd::kAvx512))
+    return Simd::kAvx512;
+  if (simd >= Simd::kAvx2 && c_out / 8 <= kMaxVectors && cpu_has(Simd::kAvx2)) return Simd::kAvx2;
   return Simd::kNone;
 }
 

@@ -1,18 +1,19 @@
-// Direct CPU sparse convolution for float32 with C_out in {8, 16, ..., 64}: every pair is multiplied
+// Direct CPU sparse convolution for float32 with C_out a multiple of 8 up to 64 (AVX2) or of 16 up to 128
+// (AVX-512): every pair is multiplied
 // straight from the input row into the output row in vector registers, with no gather buffer, no
 // scatter and no GEMM call per (tile, offset). At the channel counts of sparse networks (16-64) the
 // per-call cost of a GEMM on a few hundred gathered rows dominates the arithmetic; this path does
 // the same sums with the weights of one offset held in L1 and many independent FMA chains.
 //
-// Two kernel sets: AVX-512F (C_out a multiple of 16; conv_cpu_direct512.cpp, several pairs per weight load)
-// and AVX2 + FMA (any multiple of 8). ``simd`` caps the set a call may use ("auto": the widest this CPU has),
-// so tests and benchmarks can run each set on one machine.
+// Two kernel sets: AVX-512F (C_out a multiple of 16 up to 128; conv_cpu_direct512.cpp, several pairs per
+// weight load) and AVX2 + FMA (any multiple of 8 up to 64). ``simd`` caps the set a call may use ("auto": the
+// widest this CPU has), so tests and benchmarks can run each set on one machine.
 //
 // Same contract as conv_cpu.cpp's tiled path: threads own whole output tiles (forward) or a fixed
 // number of chunks added in order (weight gradient), so results do not depend on the thread count.
 // conv_cpu.cpp takes the tiled GEMM path where conv_direct_forward_isa() / conv_direct_weight_grad_isa()
-// say kNone (not float32, C_out not a multiple of 8 or above 64, a CPU without AVX2, simd="none"; for the
-// AVX2 weight gradient also C_in * C_out > 1024).
+// say kNone (not float32, C_out not a multiple of 8, C_out above what the CPU's sets take, a CPU without AVX2,
+// simd="none"; for the AVX2 weight gradient also C_in * C_out > 1024).
 #pragma once
 #include <torch/extension.h>
 

@@ -1,6 +1,6 @@
-// AVX-512F kernels of the direct float32 CPU conv (conv_cpu_direct.h), for C_out in {16, 32, 48, 64}: NV = C_out / 16
-// registers per row. Compiled with a function attribute (the extension keeps the default target); the drivers of
-// conv_cpu_direct.cpp call them only when the running CPU has AVX-512F.
+// AVX-512F kernels of the direct float32 CPU conv (conv_cpu_direct.h), for C_out a multiple of 16 up to 128:
+// NV = C_out / 16 registers per row. Compiled with a function attribute (the extension keeps the default
+// target); the drivers of conv_cpu_direct.cpp call them only when the running CPU has AVX-512F.
 //
 // Against the AVX2 kernels: twice the floats per instruction, 32 registers, and register blocking over several
 // pairs at once, so one load of a weight vector (forward) or of a grad_out vector (weight gradient) feeds several
@@ -50,7 +50,7 @@ template <int NV>
 S3D_AVX512 void rows_forward(const float* feats, int64_t n_in, int64_t c_in, const float* weight, const int32_t* nbr,
                              int64_t k_total, int64_t r0, int64_t r1, float* out, bool* bad) {
   constexpr int CO = 16 * NV;
-  constexpr int R = NV <= 2 ? 8 : 4;  // R * NV accumulators: 8 or 16 of the 32 registers
+  constexpr int R = NV <= 2 ? 8 : (NV <= 4 ? 4 : 2);  // R * NV accumulators (8-16) + NV weights: at most 24 of 32
   const float* src[R];
   int64_t rows[R];
   for (int64_t k = 0; k < k_total; ++k) {
@@ -108,7 +108,7 @@ S3D_AVX512 inline void block_weight_grad(const float* feats, int64_t c_in, const
 template <int NV>
 S3D_AVX512 void pairs_weight_grad(const float* feats, int64_t c_in, const float* grad_out, const int32_t* src,
                                   const int32_t* dst, int64_t m, float* dw) {
-  constexpr int QB = NV <= 2 ? 8 : 4;  // QB * NV accumulators
+  constexpr int QB = NV <= 2 ? 8 : (NV <= 4 ? 4 : 2);  // QB * NV accumulators (8-16) + NV grad_out vectors
   constexpr int64_t kChunk = 64;
   for (int64_t p0 = 0; p0 < m; p0 += kChunk) {
     const int64_t mc = std::min(kChunk, m - p0);
@@ -122,14 +122,17 @@ S3D_AVX512 void pairs_weight_grad(const float* feats, int64_t c_in, const float*
 }  // namespace
 
 ForwardFn forward_fn_avx512(int64_t c_out) {
-  static constexpr ForwardFn fns[4] = {rows_forward<1>, rows_forward<2>, rows_forward<3>, rows_forward<4>};
-  return c_out > 0 && c_out % 16 == 0 && c_out <= 64 ? fns[c_out / 16 - 1] : nullptr;
+  static constexpr ForwardFn fns[kMaxVectors512] = {rows_forward<1>, rows_forward<2>, rows_forward<3>,
+                                                    rows_forward<4>, rows_forward<5>, rows_forward<6>,
+                                                    rows_forward<7>, rows_forward<8>};
+  return c_out > 0 && c_out % 16 == 0 && c_out / 16 <= kMaxVectors512 ? fns[c_out / 16 - 1] : nullptr;
 }
 
 WeightGradFn weight_grad_fn_avx512(int64_t c_out) {
-  static constexpr WeightGradFn fns[4] = {pairs_weight_grad<1>, pairs_weight_grad<2>, pairs_weight_grad<3>,
-                                          pairs_weight_grad<4>};
-  return c_out > 0 && c_out % 16 == 0 && c_out <= 64 ? fns[c_out / 16 - 1] : nullptr;
+  static constexpr WeightGradFn fns[kMaxVectors512] = {
+      pairs_weight_grad<1>, pairs_weight_grad<2>, pairs_weight_grad<3>, pairs_weight_grad<4>,
+      pairs_weight_grad<5>, pairs_weight_grad<6>, pairs_weight_grad<7>, pairs_weight_grad<8>};
+  return c_out > 0 && c_out % 16 == 0 && c_out / 16 <= kMaxVectors512 ? fns[c_out / 16 - 1] : nullptr;
 }
 
 }  // namespace direct

@@ -15,7 +15,9 @@ using ForwardFn = void (*)(const float* feats, int64_t n_in, int64_t c_in, const
 using WeightGradFn = void (*)(const float* feats, int64_t c_in, const float* grad_out, const int32_t* src,
                               const int32_t* dst, int64_t m, float* dw);
 
-// AVX-512F kernels for C_out in {16, 32, 48, 64} (conv_cpu_direct512.cpp); nullptr for other C_out.
+// AVX-512F kernels for C_out a multiple of 16 up to 16 * kMaxVectors512 = 128 (conv_cpu_direct512.cpp); nullptr for
+// other C_out.
+constexpr int64_t kMaxVectors512 = 8;
 ForwardFn forward_fn_avx512(int64_t c_out);
 WeightGradFn weight_grad_fn_avx512(int64_t c_out);
 
