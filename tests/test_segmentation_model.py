@@ -199,7 +199,7 @@ def test_voxel_confusion_and_miou_by_hand():
 # ---- augmentation -----------------------------------------------------------------------------------
 
 def test_right_angle_augmentation_keeps_every_voxel_and_its_features():
-    cfg = SegmentationTrainConfig(rotate="right", scale=[1, 1], color_jitter=0.0,
+    cfg = SegmentationTrainConfig(rotate="right", scale=[1, 1], color_jitter=0.0, translate=0,
                                   model=SegmentationModelConfig(in_features=("color", "normals")))
     s = room(0)
     f = sample_features(s, cfg.model).numpy()
@@ -212,6 +212,44 @@ def test_right_angle_augmentation_keeps_every_voxel_and_its_features():
         assert key(lab, g[:, :3]) == key(s.labels, f[:, :3])
         np.testing.assert_allclose(np.linalg.norm(g[:, 3:], axis=1), np.linalg.norm(f[:, 3:], axis=1), atol=1e-5)
         assert np.all(c[:-1, 0] <= c[1:, 0])  # sorted by x first
+
+
+def test_translation_moves_the_box_start_within_the_range():
+    s = room(0)
+    model = SegmentationModelConfig(in_features=("color",))
+    f = sample_features(s, model).numpy()
+    starts = []
+    for seed in range(12):
+        on = augment(s.coords, f, s.labels, np.random.default_rng(seed),
+                     SegmentationTrainConfig(translate=8, model=model))
+        off = augment(s.coords, f, s.labels, np.random.default_rng(seed),
+                      SegmentationTrainConfig(translate=0, model=model))
+        lo = on[0].min(0)
+        assert np.all((lo >= 0) & (lo < 8)) and off[0].min() == 0
+        np.testing.assert_array_equal(on[0] - lo, off[0])  # the same voxels, only moved
+        np.testing.assert_array_equal(on[2], off[2])
+        starts.append(tuple(lo))
+    assert len(set(starts)) > 6  # the alignment varies from box to box
+    with pytest.raises(ValueError, match="translate must be an int >= 0"):
+        SegmentationTrainConfig(translate=-1)
+
+
+def test_unet_is_equivariant_to_shifts_by_its_coarsest_stride():
+    # 3 levels (strides 1, 2, 4): moving the input by 4 voxels moves every stride-2 grid with it, so the logits
+    # are the same; by 1 voxel the grids fall elsewhere and the logits change (why training translates boxes)
+    torch.manual_seed(0)
+    net = SegmentationUNet(SegmentationModelConfig(in_features=("color",), widths=(8, 12, 16))).eval()
+    s = room(0)
+    f = sample_features(s, net.config)
+
+    def logits(shift):
+        c = torch.from_numpy(np.concatenate([np.zeros((len(s), 1), np.int32), s.coords + shift], 1))
+        with torch.no_grad():
+            return net(SparseTensor(c, f)).feats
+
+    base = logits(0)
+    torch.testing.assert_close(logits(4), base, rtol=0, atol=1e-6)
+    assert (logits(1) - base).abs().max() > 1e-3
 
 
 def test_any_angle_augmentation_requantizes_and_dedupes():

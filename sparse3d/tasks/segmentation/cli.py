@@ -15,7 +15,7 @@ from sparse3d.tasks.segmentation.config import (BACKENDS, BOX_CENTRES, CLASS_WEI
                                                 LR_SCHEDULES, ROTATIONS, SegmentationModelConfig,
                                                 SegmentationTrainConfig)
 from sparse3d.train.cli_options import LOOP_OPTIONS, Option, add_overrides, given_overrides, run_train_command
-from sparse3d.utils.argtypes import positive_float, positive_int
+from sparse3d.utils.argtypes import nonneg_int, positive_float, positive_int
 
 
 def box_size(s: str) -> List[int]:
@@ -63,6 +63,8 @@ _OPTIONS: List[Option] = [
     ("box", box_size, None, "training box X,Y,Z voxels, or 'whole' for whole scenes"),
     ("box_centre", str, BOX_CENTRES, "box around a voxel of a uniformly drawn class, or of any voxel"),
     ("rotate", str, ROTATIONS, "rotation about up: right angles (exact), any angle (re-quantized), none"),
+    ("translate", nonneg_int, None, "each training box starts at a random 0..translate-1 voxels per axis "
+                                    "(varies the alignment of the U-Net's stride-2 grids; 0 = off)"),
     ("class_weighting", str, CLASS_WEIGHTING, "class weights of the loss from the training label frequencies"),
     ("backend", str, BACKENDS, "sparse convolution backend"),
 ]

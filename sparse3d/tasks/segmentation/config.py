@@ -40,7 +40,7 @@ class SegmentationModelConfig:
     not a network parameter: prediction checks a sample against it)."""
 
     in_features: Tuple[str, ...] = ("color", "height")
-    widths: Tuple[int, ...] = (16, 32, 48, 64)
+    widths: Tuple[int, ...] = (32, 64, 96, 128)
     blocks: int = 1
     num_classes: int = NUM_CLASSES
     voxel_size: Optional[float] = None
@@ -90,7 +90,7 @@ class SegmentationTrainConfig:
     out: str = "runs/segmentation"  # last.pt, metrics.jsonl, loss.png, config.json, metrics.json
     init: str = ""  # start from this checkpoint's weights (fine-tuning); optimizer starts fresh
     seed: int = 0
-    steps: int = 1500
+    steps: int = 2000
     batch_size: int = 4  # global batch of boxes; each DDP process takes batch_size / world_size
     lr: float = 0.01
     lr_schedule: str = "cosine"  # cosine (to 1% of lr at the last step) | constant
@@ -100,6 +100,7 @@ class SegmentationTrainConfig:
     augment: bool = True
     rotate: str = "right"  # about up: right (k*90 deg, exact) | any (centres rotated, re-quantized) | none
     scale: List[float] = field(default_factory=lambda: [0.9, 1.1])  # uniform scale range
+    translate: int = 8  # boxes start at a random 0..translate-1 voxels per axis (the alignment of the stride-2 grids)
     color_jitter: float = 0.05  # std of per-box brightness and per-channel shifts (colour in [-0.5, 0.5])
     class_weighting: str = "none"  # none | median_freq | inv_log (from the training scenes' label counts)
     max_abs_tsdf: float = 1.0  # near-surface voxels kept: |tsdf| <= this (voxels)
@@ -137,6 +138,8 @@ class SegmentationTrainConfig:
         self.scale = [float(s) for s in self.scale]
         if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]:
             raise ValueError(f"scale must be [low, high] with 0 < low <= high, got {self.scale}")
+        if isinstance(self.translate, bool) or not isinstance(self.translate, int) or self.translate < 0:
+            raise ValueError(f"translate must be an int >= 0 (voxels), got {self.translate!r}")
         if self.color_jitter < 0:
             raise ValueError(f"color_jitter must be >= 0, got {self.color_jitter}")
         if not self.max_abs_tsdf > 0:

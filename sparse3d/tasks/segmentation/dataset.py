@@ -123,13 +123,17 @@ def random_box(sample: SegSample, size: Sequence[int], rng: np.random.Generator,
 
 def augment(coords: np.ndarray, feats: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
             cfg: SegmentationTrainConfig) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rotation about up (z), a flip of x, a uniform scale and colour jitter, each drawn from ``rng``.
+    """Rotation about up (z), a flip of x, a uniform scale, a translation and colour jitter, each drawn
+    from ``rng``.
 
     coords int32 [N, 3], feats float32 [N, F] (:func:`sample_features` of ``cfg.model``), labels uint8 [N]
     -> the same for the M <= N voxels left: voxel centres are rotated (``cfg.rotate``: "any" angle,
     "right" angles, or "none"), flipped, scaled by U(cfg.scale) about the box centre and re-quantized;
-    voxels landing in one cell keep the first of them (in input order); coordinates shifted to start at 0,
-    sorted by (x, y, z). Normal features rotate and flip with the voxels; colour gets a brightness shift
+    voxels landing in one cell keep the first of them (in input order); coordinates shifted to start at an
+    integer drawn from 0..cfg.translate - 1 on each axis (0 when translate <= 1), sorted by (x, y, z). The
+    translation varies where the stride-2 grids of the U-Net's levels fall on the scene: without it every
+    box starts at 0, the network learns the one alignment (floor and walls on even cells) and a whole
+    scene, aligned otherwise, is labelled much worse. Normal features rotate and flip with the voxels; colour gets a brightness shift
     and per-channel shifts, N(0, cfg.color_jitter) each; height and tsdf are left as they are."""
     sl = feature_slices(cfg.model)
     feats = np.array(feats, np.float32, copy=True)
@@ -148,13 +152,14 @@ def augment(coords: np.ndarray, feats: np.ndarray, labels: np.ndarray, rng: np.r
     if flip:
         rot = np.diag([-1.0, 1.0, 1.0]) @ rot
     jitter = rng.normal(0, cfg.color_jitter, 4) if cfg.color_jitter > 0 else np.zeros(4)
+    shift = rng.integers(cfg.translate, size=3) if cfg.translate > 1 else np.zeros(3, np.int64)
     if len(coords) == 0:
         return coords, feats, labels
     p = coords.astype(np.float64) + 0.5
     centre = (p.min(0) + p.max(0)) / 2
     q = (p - centre) @ rot.T * s
     q = np.floor(q).astype(np.int64)
-    q -= q.min(0)
+    q -= q.min(0) - shift
     _, first = np.unique(voxel_keys(q), return_index=True)  # sorted by key = (x, y, z); first voxel of each cell
     q, feats, labels = q[first].astype(np.int32), feats[first], labels[first]
     if "normals" in sl:

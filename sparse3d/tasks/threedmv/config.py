@@ -99,6 +99,7 @@ class ThreeDMVTrainConfig:
     augment: bool = True
     rotate: str = "right"
     scale: List[float] = field(default_factory=lambda: [0.9, 1.1])
+    translate: int = 8  # boxes start at a random 0..translate-1 voxels per axis (segmentation.dataset.augment)
     color_jitter: float = 0.05
     max_abs_tsdf: float = 1.0
     frame_step: int = 1
@@ -135,6 +136,8 @@ class ThreeDMVTrainConfig:
         if not self.lr > 0 or not self.lr_2d > 0 or self.weight_decay < 0:
             raise ValueError(f"lr and lr_2d must be > 0 and weight_decay >= 0, got {self.lr}, {self.lr_2d} and "
                              f"{self.weight_decay}")
+        if isinstance(self.translate, bool) or not isinstance(self.translate, int) or self.translate < 0:
+            raise ValueError(f"translate must be an int >= 0 (voxels), got {self.translate!r}")
         self.box = [int(b) for b in self.box]
         if len(self.box) != 3 or min(self.box) < 8:
             raise ValueError(f"box must be 3 ints >= 8 (voxels X, Y, Z), got {self.box}")

@@ -58,9 +58,10 @@ def lr_at(cfg: ThreeDMVTrainConfig, step: int) -> float:
 
 
 def augment_config(cfg: ThreeDMVTrainConfig) -> SegmentationTrainConfig:
-    """The segmentation settings `segmentation.dataset.augment` reads (rotation, scale, colour jitter, features)."""
-    return SegmentationTrainConfig(rotate=cfg.rotate, scale=list(cfg.scale), color_jitter=cfg.color_jitter,
-                                   model=cfg.model.geometry())
+    """The segmentation settings `segmentation.dataset.augment` reads (rotation, scale, translation, colour
+    jitter, features)."""
+    return SegmentationTrainConfig(rotate=cfg.rotate, scale=list(cfg.scale), translate=cfg.translate,
+                                   color_jitter=cfg.color_jitter, model=cfg.model.geometry())
 
 
 def depth_threshold(cfg: ThreeDMVTrainConfig) -> Optional[float]:
