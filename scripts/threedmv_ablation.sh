@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The 3DMV ablation tables of docs/threedmv.md (resumable: rerun to continue; finished rows are skipped).
-# Usage: scripts/threedmv_ablation.sh [OUT]   (default out/threedmv_ablation; about 25 minutes of one core on an
-# idle machine, most of it making the textured rooms)
+# Usage: scripts/threedmv_ablation.sh [OUT]   (default out/threedmv_ablation; about 45 minutes of one core on an
+# idle machine, much of it making the textured rooms of two seeds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-out/threedmv_ablation}
@@ -15,3 +15,11 @@ nice "$PY" -m sparse3d.tasks.threedmv.ablation --out "$OUT" --tag translate400 -
 # table "translate1000": the rows of the issue's target, 1000 steps per 3D row
 nice "$PY" -m sparse3d.tasks.threedmv.ablation --out "$OUT" --tag translate1000 --steps 1000 --steps-2d 1000 \
     --class-weighting-2d median_freq --rows 2d_3views geometry joint_3views_fixed --json "$JSON"
+# repeats of the target's rows: a 2D net pre-trained 3000 steps, and other rooms (--seed 1, under OUT_seed1)
+nice "$PY" -m sparse3d.tasks.threedmv.ablation --out "$OUT" --tag seed0_2d3000 --steps 400 --steps-2d 3000 \
+    --class-weighting-2d median_freq --rows 2d_3views geometry joint_3views_fixed --json "$JSON"
+nice "$PY" -m sparse3d.tasks.threedmv.ablation --out "${OUT}_seed1" --seed 1 --tag seed1_translate400 --steps 400 \
+    --steps-2d 1000 --class-weighting-2d median_freq --rows 2d_3views geometry geometry_color joint_3views_fixed \
+    --json "$JSON"
+nice "$PY" -m sparse3d.tasks.threedmv.ablation --out "${OUT}_seed1" --seed 1 --tag seed1_2d3000 --steps 400 \
+    --steps-2d 3000 --class-weighting-2d median_freq --rows 2d_3views geometry joint_3views_fixed --json "$JSON"
