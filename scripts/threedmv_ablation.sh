@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The 3DMV ablation tables of docs/threedmv.md (resumable: rerun to continue; finished rows are skipped).
-# Usage: scripts/threedmv_ablation.sh [OUT]   (default out/threedmv_ablation; about 45 minutes of one core on an
+# Usage: scripts/threedmv_ablation.sh [OUT]   (default out/threedmv_ablation; about 80 minutes of one core on an
 # idle machine, much of it making the textured rooms of two seeds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,3 +23,13 @@ nice "$PY" -m sparse3d.tasks.threedmv.ablation --out "${OUT}_seed1" --seed 1 --t
     --json "$JSON"
 nice "$PY" -m sparse3d.tasks.threedmv.ablation --out "${OUT}_seed1" --seed 1 --tag seed1_2d3000 --steps 400 \
     --steps-2d 3000 --class-weighting-2d median_freq --rows 2d_3views geometry joint_3views_fixed --json "$JSON"
+# the segmentation default's wider U-Net, and the segmentation protocol's training (2000 steps of 4 boxes)
+for S in 0 1; do
+    D=$OUT; [ "$S" = 1 ] && D=${OUT}_seed1
+    nice "$PY" -m sparse3d.tasks.threedmv.ablation --out "$D" --seed $S --tag seed${S}_wide --steps 400 \
+        --steps-2d 1000 --class-weighting-2d median_freq --widths 32 64 96 128 \
+        --rows 2d_3views geometry joint_3views_fixed --json "$JSON"
+    nice "$PY" -m sparse3d.tasks.threedmv.ablation --out "$D" --seed $S --tag seed${S}_2000x4 --steps 2000 \
+        --batch-size 4 --steps-2d 1000 --class-weighting-2d median_freq \
+        --rows 2d_3views geometry joint_3views_fixed --json "$JSON"
+done

@@ -89,9 +89,10 @@ def _vertex_scores(pred_dir: str, gt_dir: str) -> Dict[str, Any]:
 
 
 def run_row(row: str, paths: Dict[str, str], out: str, steps: int, seed: int, threads: int, net2d: str,
-            box: Sequence[int], batch_size: int) -> Dict[str, Any]:
-    """out: the folder of this table's runs/ and predictions/ (the data may live elsewhere: ``paths``)."""
-    """Train (resumable), predict the held-out rooms per vertex (resumable) and score one row."""
+            box: Sequence[int], batch_size: int, widths: Optional[Sequence[int]] = None) -> Dict[str, Any]:
+    """Train (resumable), predict the held-out rooms per vertex (resumable) and score one row. out: the folder
+    of this table's runs/ and predictions/ (the data may live elsewhere: ``paths``); widths: the 3D U-Net's
+    (None = the threedmv config's default)."""
     from sparse3d.tasks.segmentation.predict import predict_dataset
     from sparse3d.tasks.threedmv.config import load_config
     from sparse3d.tasks.threedmv.data import load_scenes
@@ -124,6 +125,8 @@ def run_row(row: str, paths: Dict[str, str], out: str, steps: int, seed: int, th
         run = os.path.join(out, "runs", row)
         over = {"data": paths["train"], "val_data": paths["test"], "out": run, "steps": steps, "seed": seed,
                 "threads": threads, "net2d": net2d, "box": list(box), "batch_size": batch_size, **st}
+        if widths:
+            over["model"] = {**over["model"], "widths": list(widths)}
         cfg = load_config(None, over)
         metrics = os.path.join(run, "metrics.json")
         if not os.path.isfile(metrics):
@@ -167,6 +170,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--steps-2d", type=int, default=500, help="2D pre-training steps")
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--box", type=int, nargs=3, default=[32, 32, 64])
+    p.add_argument("--widths", type=int, nargs="+", default=None,
+                   help="channels per level of every 3D row's U-Net (default: the threedmv config's, 16 32 48 64)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--tag", default="", help="keep this table's runs, predictions and results under <out>/<tag> "
@@ -191,7 +196,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             continue
         _log(f"row {row}", t0)
         res = run_row(row, paths, _table_dir(a), a.steps, a.seed, a.threads, n2d.get("checkpoint", ""), a.box,
-                      a.batch_size)
+                      a.batch_size, a.widths)
         atomic_write_json(done, res)
         _log(f"row {row}: vertex mIoU {res['vertex_miou']:.3f}, voxel mIoU {res['voxel_miou']:.3f}", t0)
         write_table(a)
@@ -203,6 +208,7 @@ def write_table(a: argparse.Namespace) -> None:
     """--json's table ``a.tag or "default"``, from every row's result file under <out>[/<tag>]/results (rows in ROWS
     order; missing rows absent); the file's other tables are kept (the update holds <out>/.table.lock)."""
     import fcntl
+    from sparse3d.tasks.threedmv.config import ThreeDMVModelConfig
     rows = {}
     for row in ROWS:
         f = os.path.join(_table_dir(a), "results", row + ".json")
@@ -211,6 +217,7 @@ def write_table(a: argparse.Namespace) -> None:
                 rows[row] = json.load(fh)
     table = {"protocol": {"train_scenes": a.train_scenes, "test_scenes": a.test_scenes, "frames": FRAMES,
                           "image": [WIDTH, HEIGHT], "steps": a.steps, "batch_size": a.batch_size, "box": a.box,
+                          "widths": list(a.widths or ThreeDMVModelConfig().widths),
                           "seed": a.seed, "threads": a.threads, "steps_2d": a.steps_2d,
                           "class_weighting_2d": a.class_weighting_2d,
                           "command": "python -m sparse3d.tasks.threedmv.ablation " + " ".join(sys.argv[1:])},
