@@ -14,7 +14,8 @@ CROPS: a sparse3d.crops dataset of whole scenes (`sparse3d preprocess SCANS CROP
    loss of every step, against native's. Step time: after one warm-up step, the median over ``steps`` steps
    on batches not seen before (as in training: new boxes, new coordinates), then over the same batches once
    more ("seen": shape-keyed caches such as spconv's algorithm tuning warm).
-2. Whole-scene inference of SCENE: the sparse U-Net (predict_labels, native backend) and the sliding window
+2. Whole-scene inference of SCENE: the sparse U-Net (predict_labels, native backend; once more with ``--tta``
+   test-time views, default 8) and the sliding window
    (sparse3d.tasks.segmentation.window_infer.sliding_window_labels); median wall time over ``repeats``
    whole-scene runs after a warm-up (the U-Net: one whole-scene run; the window: a 20 x 20 column box);
    with checkpoints also each one's voxel mIoU on the scene. Untrained nets (seed 0, default configs) time
@@ -166,7 +167,7 @@ def child_infer(a) -> Dict[str, Any]:
             net = SegmentationUNet(mcfg).to(a.device).eval()
 
         def run():
-            return predict_labels(net, sample, mcfg, backend="native")
+            return predict_labels(net, sample, mcfg, backend="native", tta=a.tta)
         run()  # warm-up: one whole scene
     else:
         from sparse3d.tasks.segmentation.window_infer import load_window_model, sliding_window_labels
@@ -193,7 +194,8 @@ def child_infer(a) -> Dict[str, Any]:
         _sync(a.device)
         times.append(time.perf_counter() - t)
         peaks.append(_peak_mib(a.device, base))
-    row: Dict[str, Any] = {"model": a.model, "status": "ok", "scene": sample.scene_id, "voxels": len(sample),
+    name = a.model if a.tta == 1 else f"{a.model}_tta{a.tta}"
+    row: Dict[str, Any] = {"model": name, "status": "ok", "scene": sample.scene_id, "voxels": len(sample),
                            "seconds_median": statistics.median(times), "seconds": times,
                            "peak_mem_mib": round(max(peaks), 1), "trained": trained, "threads": torch.get_num_threads()}
     if a.model == "window":
@@ -233,6 +235,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="whole-scene runs of the U-Net")
     ap.add_argument("--window-repeats", type=int, default=3, help="whole-scene runs of the sliding window")
     ap.add_argument("--window-batch", type=int, default=128, help="windows per forward pass")
+    ap.add_argument("--tta", type=int, default=8, help="also time the U-Net with this many test-time views "
+                                                      "(predict_labels tta; 1 = not)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--backends", nargs="+", default=list(BACKENDS))
@@ -287,18 +291,23 @@ def main() -> None:
             print(f"native step {speedup:.2f}x faster than spconv on new batches (target >= {TARGET_TRAIN_SPEEDUP}); "
                   f"{seen:.2f}x on batches seen before")
     if "infer" not in a.skip:
-        unet = _child(a, "infer", ["--model", "unet", "--repeats", str(a.repeats)])
-        window = _child(a, "infer", ["--model", "window", "--repeats", str(a.window_repeats)])
+        unet = _child(a, "infer", ["--model", "unet", "--repeats", str(a.repeats), "--tta", "1"])
+        window = _child(a, "infer", ["--model", "window", "--repeats", str(a.window_repeats), "--tta", "1"])
         ratio = window["seconds_median"] / unet["seconds_median"]
-        out["inference"] = {"unet": unet, "window": window, "unet_speedup_vs_window": ratio,
+        tta = None
+        if a.tta > 1:
+            tta = _child(a, "infer", ["--model", "unet", "--repeats", str(a.repeats), "--tta", str(a.tta)])
+            tta["speedup_vs_window"] = window["seconds_median"] / tta["seconds_median"]
+        out["inference"] = {"unet": unet, "window": window, "unet_tta": tta, "unet_speedup_vs_window": ratio,
                             "target": TARGET_INFER_SPEEDUP, "met": ratio >= TARGET_INFER_SPEEDUP,
                             "memory_ratio_window_over_unet": window["peak_mem_mib"] / max(unet["peak_mem_mib"], 1e-9)}
         print(f"whole-scene inference of {unet['scene']} ({unet['voxels']} voxels, {window['columns']} columns), "
               f"{a.threads} threads, {a.device}")
         print_table(["model", "seconds", "peak MiB", "mIoU"],
                     [[r["model"], r["seconds_median"], r["peak_mem_mib"], r.get("miou", "untrained")]
-                     for r in (unet, window)])
-        print(f"sparse U-Net {ratio:.1f}x faster than the sliding window (target >= {TARGET_INFER_SPEEDUP})")
+                     for r in (unet, window, tta) if r is not None])
+        print(f"sparse U-Net {ratio:.1f}x faster than the sliding window (target >= {TARGET_INFER_SPEEDUP})"
+              + (f"; with {a.tta} test-time views {tta['speedup_vs_window']:.1f}x" if tta else ""))
     out["seconds"] = round(time.time() - t_start, 1)
     path = write_json(f"bm_segmentation_{a.device.split(':')[0]}", out, a.out_dir)
     print(f"wrote {path}")

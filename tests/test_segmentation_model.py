@@ -10,7 +10,8 @@ from sparse3d.tasks.segmentation.dataset import (augment, collate, label_counts,
                                                  voxel_normals)
 from sparse3d.tasks.segmentation.benchmark import class_confusion, scores_from_confusion
 from sparse3d.tasks.segmentation.loss import class_weights, segmentation_loss
-from sparse3d.tasks.segmentation.model import SegmentationUNet, predict_labels
+from sparse3d.tasks.segmentation.model import (SegmentationUNet, predict_labels, predict_logits, tta_views,
+                                              view_transform)
 from sparse3d.tasks.segmentation.sample import SegSample
 from sparse3d.tensor import SparseTensor
 
@@ -121,6 +122,51 @@ def test_predict_labels_restores_backend_and_mode():
     np.testing.assert_array_equal(lab, predict_labels(net, s))
     with pytest.raises(ValueError, match="voxel size 0.05 m but the model was trained at 0.04 m"):
         predict_labels(net, s, SegmentationModelConfig(widths=(8, 12, 16), voxel_size=0.04))
+
+
+def test_tta_views_and_their_exact_transforms():
+    views = tta_views(8)
+    assert len(views) == 8 and views[0][:2] == (0, False) and views[0][2].tolist() == [0, 0, 0]
+    assert {(t, f) for t, f, _ in views} == {(t, f) for t in range(4) for f in (False, True)}
+    for bad in (0, 9, 2.0, True):
+        with pytest.raises(ValueError, match="tta must be an int in 1..8"):
+            tta_views(bad)
+    s = room(0)
+    nrm = voxel_normals(s.coords)
+    q, n = view_transform(s.coords, nrm, 0, False, np.zeros(3, np.int64))
+    assert np.array_equal(q, s.coords) and np.array_equal(n, nrm)
+    q, n = view_transform(s.coords, nrm, 1, True, np.array([3, 5, 7]))
+    # a quarter turn (x, y) -> (-y, x), then x negated: (x, y, z) -> (y, x, z); lowest corner moved by the shift
+    expect = s.coords[:, [1, 0, 2]].astype(np.int64)
+    assert np.array_equal(q, expect - expect.min(0) + s.coords.min(0) + [3, 5, 7])
+    np.testing.assert_allclose(n, nrm[:, [1, 0, 2]], atol=1e-6)
+    assert len(np.unique(q, axis=0)) == len(q)
+
+
+def test_predict_logits_averages_the_views():
+    """tta=1 is the softmax of one forward pass on the scene as it is; tta=2 is its mean with the pass on the
+    scene turned a quarter and shifted by (3, 5, 7), each voxel's probabilities brought back to it."""
+    torch.manual_seed(0)
+    cfg = SegmentationModelConfig(widths=(8, 12, 16), in_features=("color", "height", "normals"))
+    net = SegmentationUNet(cfg).eval()
+    s = room(2)
+    f = sample_features(s, cfg)
+
+    def probs(coords, feats):
+        c = torch.cat([torch.zeros(len(coords), 1, dtype=torch.int32), torch.from_numpy(coords)], 1)
+        with torch.no_grad():
+            return torch.softmax(net(SparseTensor(c, feats)).feats, 1)
+
+    p1 = probs(s.coords, f)
+    torch.testing.assert_close(predict_logits(net, s, tta=1), p1)
+    q, n = view_transform(s.coords, f[:, 4:7].numpy(), 1, False, np.array([3, 5, 7]))
+    f2 = f.clone()
+    f2[:, 4:7] = torch.from_numpy(n)
+    p2 = probs(q, f2)
+    assert not torch.allclose(p1, p2)
+    got = predict_logits(net, s, tta=2)
+    torch.testing.assert_close(got, (p1 + p2) / 2)
+    np.testing.assert_array_equal(predict_labels(net, s, tta=2), got.argmax(1).numpy())
 
 
 # ---- features ---------------------------------------------------------------------------------------

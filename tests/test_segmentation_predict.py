@@ -197,8 +197,8 @@ def test_predict_command_with_unet_and_window_checkpoints(data, tmp_path, capsys
     save_checkpoint(window, {"model": WindowNet(wcfg.model).state_dict(), "config": wcfg.to_dict()}, task=WINDOW_TASK)
     scan = "scene0001_00"
     n = len(read_ply(os.path.join(data["scans"], scan, scan + "_vh_clean_2.ply")).vertices)
-    for ckpt, extra in ((unet, ["--backend", "torch"]), (window, [])):
-        out = str(tmp_path / ("pred_" + os.path.basename(ckpt)[:-3]))
+    for ckpt, extra in ((unet, ["--backend", "torch"]), (unet, ["--tta", "3"]), (window, [])):
+        out = str(tmp_path / ("pred_" + os.path.basename(ckpt)[:-3] + "_".join(extra)))
         assert _cli(["predict", "segmentation", ckpt, data["crops"], "--out", out, "--scenes", scan, "--quiet"]
                     + extra) == 0
         assert "1 written" in capsys.readouterr().out
@@ -207,6 +207,10 @@ def test_predict_command_with_unet_and_window_checkpoints(data, tmp_path, capsys
     assert _cli(["predict", "segmentation", window, data["crops"], "--out", str(tmp_path / "w2"), "--backend",
                  "native"]) == 2
     assert "backend applies to the sparse U-Net" in capsys.readouterr().err
+    assert _cli(["predict", "segmentation", window, data["crops"], "--out", str(tmp_path / "w3"), "--tta", "2"]) == 2
+    assert "tta applies to the sparse U-Net" in capsys.readouterr().err
+    assert _cli(["predict", "segmentation", unet, data["crops"], "--out", str(tmp_path / "w4"), "--tta", "9"]) == 2
+    assert "tta must be an int in 1..8, got 9" in capsys.readouterr().err
 
 
 def test_rgbd_source_gets_voxel_labels_only(data, tmp_path):

@@ -13,7 +13,9 @@ from data_tools.synthetic import generate_scenes
 from sparse3d.tasks.segmentation.benchmark import evaluate
 from sparse3d.tasks.threedmv.config import load_2d_config, load_config
 from sparse3d.tasks.threedmv.data import load_scenes
-from sparse3d.tasks.threedmv.predict import labels_2d, predict_checkpoint
+from sparse3d.tasks.segmentation.dataset import sample_features
+from sparse3d.tasks.threedmv.predict import _maps_2d, labels_2d, lift_scene, predict_checkpoint, predict_scene_labels
+from sparse3d.tensor import SparseTensor
 from sparse3d.tasks.threedmv.pretrain2d import load_net2d, train_2d
 from sparse3d.tasks.threedmv.train import load_model, train
 
@@ -66,6 +68,20 @@ def test_train_predict_and_score(data, fix, tmp_path):
     assert not r["failed"] and len(r["done"]) == 1
     sc = evaluate(str(pred), data["gt"])
     assert 0 <= sc.miou <= 1 and sc.n_vertices > 0
+    # whole-scene labels: tta 1 is the joint network's forward pass on [geometry, lifted]; tta 3 averages views
+    scene = load_scenes(data["test"], None, cfg.max_abs_tsdf, cfg.frame_step, cfg.depth_step, cfg.color_step, "",
+                        with_labels=False)[0]
+    s = scene.sample
+    x = SparseTensor(torch.cat([torch.zeros(len(s), 1, dtype=torch.int32), torch.from_numpy(s.coords)], 1),
+                     sample_features(s, cfg.model.geometry()))
+    lifted, _ = lift_scene(scene, s, _maps_2d(model.net2d, scene, 1, torch.device("cpu")), cfg.views, cfg.box[:2],
+                           cfg.depth_thresh if cfg.depth_thresh > 0 else None)
+    model.eval()
+    with torch.no_grad():
+        direct = model(x, lifted).feats.argmax(1).numpy()
+    np.testing.assert_array_equal(predict_scene_labels(model, cfg, scene), direct)
+    three = predict_scene_labels(model, cfg, scene, tta=3)
+    assert three.shape == direct.shape and three.max() < 20
     # resume: a second call with the same steps trains nothing more (no new rows in metrics.jsonl)
     rows = (out / "metrics.jsonl").read_text().splitlines()
     train(load_config(None, {**over, "eval_at_end": False}), resume=True, progress=False)
@@ -85,7 +101,8 @@ def test_cli_train_and_predict(data, tmp_path):
     rc = main(["train", "threedmv", "--data", data["train"], "--out", str(out), "--steps", "1", "--no-2d",
                "--box", "16,16,48", "--widths", "8,16", "--threads", "1", "--no-eval"])
     assert rc == 0 and (out / "last.pt").is_file()
-    rc = main(["predict", "threedmv", str(out / "last.pt"), data["test"], "--out", str(tmp_path / "p"), "--quiet"])
+    rc = main(["predict", "threedmv", str(out / "last.pt"), data["test"], "--out", str(tmp_path / "p"), "--quiet",
+               "--tta", "2"])
     assert rc == 0
     lines = (tmp_path / "p" / "scene0100_00.txt").read_text().split()
     assert len(lines) > 0 and set(np.unique(np.array(lines, int))) <= {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16,

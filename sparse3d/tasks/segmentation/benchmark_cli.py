@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sparse3d.utils.argtypes import device, positive_float, report_failures
+from sparse3d.utils.argtypes import device, positive_float, positive_int, report_failures
 
 BACKENDS = ("native", "torch", "spconv")
 
@@ -33,6 +33,9 @@ def register_predict(psub: "argparse._SubParsersAction") -> None:
     p.add_argument("--device", type=device, default="cpu", help="torch device: cpu, cuda or cuda:N")
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="U-Net sparse convolution backend (default: the one it was trained with)")
+    p.add_argument("--tta", type=positive_int, default=1,
+                   help="U-Net test-time views (1..8): the scene turned by right angles about up, flipped and "
+                        "shifted, class probabilities averaged per voxel (1 = the scene as it is)")
     p.add_argument("--max-abs-tsdf", type=positive_float, default=None,
                    help="near-surface band of voxels fed to the model, voxels (default: the checkpoint's "
                         "max_abs_tsdf, else 1)")
@@ -62,7 +65,7 @@ def register_eval(esub: "argparse._SubParsersAction") -> None:
 def _predict(args: argparse.Namespace) -> int:
     from sparse3d.tasks.segmentation.predict import checkpoint_label_fn, predict_dataset
     try:
-        fn, task, band = checkpoint_label_fn(args.checkpoint, args.device, args.backend)
+        fn, task, band = checkpoint_label_fn(args.checkpoint, args.device, args.backend, args.tta)
         s = predict_dataset(args.data, args.out, fn, scenes=args.scenes, split=args.split, overwrite=args.overwrite,
                             progress=not args.quiet, max_abs_tsdf=args.max_abs_tsdf or band)
     except (OSError, ValueError) as e:

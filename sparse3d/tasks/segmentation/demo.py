@@ -45,6 +45,9 @@ def register(dsub) -> None:
     p.add_argument("--config", default=None, help="U-Net training YAML (default: configs/segmentation_default.yaml's "
                                                   "values, built in)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the rooms and the training")
+    p.add_argument("--tta", type=positive_int, default=8,
+                   help="also score the U-Net with this many test-time views (right-angle turns, flips, shifts; "
+                        "class probabilities averaged), as a third column; 1 = only the plain U-Net (default: 8)")
     p.add_argument("--device", type=device, default="cpu", help="torch device: cpu, cuda or cuda:N")
     p.add_argument("--threads", type=positive_int, default=_cores(),
                    help="torch/OpenMP threads (the cores this process may use)")
@@ -153,20 +156,22 @@ def run_demo(args: argparse.Namespace) -> int:
         t_stage = time.time()
         window_train.train(wcfg, resume=True)
         stages["train baseline"] = time.time() - t_stage
-    # 5. predict + score
-    models = {"sparse U-Net": os.path.join(cfg.out, "last.pt")}
+    # 5. predict + score: (checkpoint, test-time views, predictions folder) per model
+    models = {"sparse U-Net": (os.path.join(cfg.out, "last.pt"), 1, "segmentation")}
+    if args.tta > 1:
+        models[f"U-Net, {args.tta} views"] = (os.path.join(cfg.out, "last.pt"), args.tta, f"segmentation_tta{args.tta}")
     if wcfg is not None:
-        models["sliding window"] = os.path.join(wcfg.out, "last.pt")
+        models["sliding window"] = (os.path.join(wcfg.out, "last.pt"), 1, "segmentation-window")
     results: Dict[str, Dict] = {}
-    for name, ckpt in models.items():
+    for name, (ckpt, tta, folder) in models.items():
         t_stage = time.time()
-        label_fn, task, band = checkpoint_label_fn(ckpt, args.device)
-        pred_dir = os.path.join(out, "predictions", task)
+        label_fn, task, band = checkpoint_label_fn(ckpt, args.device, tta=tta)
+        pred_dir = os.path.join(out, "predictions", folder)
         _log(f"{name}: predicting {len(test_ids)} held-out rooms -> {pred_dir}", t0)
         costs = _predict(label_fn, test_data, pred_dir, band)
         scores = evaluate(pred_dir, gt_dir, scenes=test_ids)
-        report = write_report(scores, os.path.join(out, "scores", task))
-        results[name] = {"task": task, "scores": scores, "report": report, "costs": costs,
+        report = write_report(scores, os.path.join(out, "scores", folder))
+        results[name] = {"task": task, "folder": folder, "tta": tta, "scores": scores, "report": report, "costs": costs,
                          "seconds_median": _median([c["seconds"] for c in costs.values()]),
                          "peak_mib_median": _median([c["peak_rss_mib"] for c in costs.values()
                                                      if c.get("peak_rss_mib") is not None])}
@@ -186,14 +191,14 @@ def run_demo(args: argparse.Namespace) -> int:
                              palette.from_ids(read_id_file(os.path.join(gt_dir, sid + ".txt"), n=len(verts))),
                              palette)]
         for name, r in results.items():
-            path = os.path.join(out, "predictions", r["task"], sid + ".txt")
+            path = os.path.join(out, "predictions", r["folder"], sid + ".txt")
             panels.append(mesh_panel(name, verts, faces, palette.from_ids(read_id_file(path, n=len(verts))), palette))
         render_labels(panels, palette, os.path.join(pictures, f"{sid}.png"), width=400 * len(panels), height=420,
                       clip_top=0.3)
     stages["pictures"] = time.time() - t_stage
     # 7. table
     table = format_comparison(results, SCANNET20_NAMES)
-    summary = {name: {"scores": r["scores"].to_dict(), "inference_seconds_median": r["seconds_median"],
+    summary = {name: {"scores": r["scores"].to_dict(), "tta": r["tta"], "inference_seconds_median": r["seconds_median"],
                       "inference_peak_mib_median": r["peak_mib_median"], "per_scene": r["costs"]}
                for name, r in results.items()}
     total = time.time() - t0

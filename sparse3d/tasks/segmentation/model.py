@@ -103,35 +103,88 @@ class SegmentationUNet(nn.Module):
         return self.head(h)
 
 
-def predict_labels(model: SegmentationUNet, sample: "SegSample", cfg: Optional[SegmentationModelConfig] = None,
-                   backend: Union[str, Backend, None] = None) -> np.ndarray:
-    """ScanNet-20 class (argmax of the logits) of every voxel of ``sample`` (a SegSample): np.uint8 ``[N]``
-    in 0..num_classes-1, in the sample's voxel order. ``cfg``: the model's config (default
-    ``model.config``); ``backend``: run on this backend for this call (the model's own settings are
-    restored afterwards; None = as the model is set). Runs on the model's device, in eval mode, without
-    gradients; the model's train/eval mode is restored."""
-    from sparse3d.tasks.segmentation.dataset import check_voxel_size, sample_features
+TTA_MAX = 8  # test-time views: the 4 right-angle rotations about up, each with and without the x flip
+
+
+def tta_views(n: int) -> List[tuple]:
+    """The first ``n`` (1..TTA_MAX) test-time views: (quarter turns about z, x flipped, shift int [3]) for view i =
+    (i % 4, i >= 4, ((3 i) % 8, (5 i) % 8, (7 i) % 8)). View 0 is the identity; the shifts move the stride-2 grids
+    of the U-Net's levels as training's ``translate`` does."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= TTA_MAX:
+        raise ValueError(f"tta must be an int in 1..{TTA_MAX}, got {n!r}")
+    return [(i % 4, i >= 4, np.array([(3 * i) % 8, (5 * i) % 8, (7 * i) % 8], np.int64)) for i in range(n)]
+
+
+def view_transform(coords: np.ndarray, normals: Optional[np.ndarray], turns: int, flip: bool, shift: np.ndarray
+                   ) -> tuple:
+    """coords int [N, 3] turned ``turns`` quarter turns about z, x negated when ``flip``, then moved so that their
+    lowest corner is the input's lowest corner + ``shift``: int32 [N, 3] (exact; no two voxels merge; turns 0, no
+    flip and shift 0 give the input); normals float [N, 3] (or None) rotated alike."""
+    rot = np.eye(3, dtype=np.int64)
+    for _ in range(turns % 4):
+        rot = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]], np.int64) @ rot
+    if flip:
+        rot = np.diag([-1, 1, 1]).astype(np.int64) @ rot
+    q = np.asarray(coords, np.int64) @ rot.T
+    q = (q - q.min(0) + np.asarray(coords, np.int64).min(0) + shift).astype(np.int32) if len(q) else q.astype(np.int32)
+    n = None if normals is None else (np.asarray(normals, np.float32) @ rot.T.astype(np.float32))
+    return q, n
+
+
+def predict_logits(model: SegmentationUNet, sample: "SegSample", cfg: Optional[SegmentationModelConfig] = None,
+                   backend: Union[str, Backend, None] = None, tta: int = 1,
+                   feats: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Class probabilities float32 ``[N, num_classes]`` (softmax of the logits, averaged over ``tta`` test-time
+    views of :func:`tta_views`: the scene turned, flipped and shifted, each voxel's probabilities brought back to
+    it) of every voxel of ``sample`` in its voxel order, on the model's device. ``cfg``: the model's config
+    (default ``model.config``); ``backend``: run on this backend for this call (restored afterwards; None = as
+    the model is set); ``feats``: the input features float ``[N, cfg.in_channels]`` (default
+    ``sample_features(sample, cfg)``; columns past the ``in_features`` groups, such as 3DMV's lifted 2D features,
+    stay with their voxels unchanged). Eval mode, no gradients; the model's train/eval mode is restored."""
+    from sparse3d.tasks.segmentation.dataset import check_voxel_size, feature_slices, sample_features
 
     cfg = cfg or model.config
+    views = tta_views(tta)
     check_voxel_size(sample, cfg)
-    if len(sample) == 0:
-        return np.zeros(0, np.uint8)
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
-    feats = sample_features(sample, cfg).to(device=device, dtype=dtype)
-    coords = torch.from_numpy(np.asarray(sample.coords, np.int32))
-    coords = torch.cat([torch.zeros(len(coords), 1, dtype=torch.int32), coords], 1).to(device)
+    if len(sample) == 0:
+        return torch.zeros(0, cfg.num_classes, device=device)
+    if feats is None:
+        feats = sample_features(sample, cfg)
+    elif tuple(feats.shape) != (len(sample), cfg.in_channels):
+        raise ValueError(f"feats must be [N, F] = [{len(sample)}, {cfg.in_channels}] input features of the sample's "
+                         f"voxels, got {tuple(feats.shape)}")
+    feats = feats.detach().cpu().numpy().astype(np.float32, copy=False)
+    nsl = feature_slices(cfg).get("normals")
     convs = [m for m in model.modules() if isinstance(m, (snn.Conv3d, snn.ConvTranspose3d))]
     saved = [m.backend for m in convs]
     was_training = model.training
+    total = None
     try:
         if backend is not None:
             snn.set_backend(model, backend)
         model.eval()
         with torch.no_grad():
-            logits = model(SparseTensor(coords, feats)).feats
+            for turns, flip, shift in views:
+                q, nrm = view_transform(sample.coords, None if nsl is None else feats[:, nsl], turns, flip, shift)
+                f = feats.copy()
+                if nsl is not None:
+                    f[:, nsl] = nrm
+                c = torch.cat([torch.zeros(len(q), 1, dtype=torch.int32), torch.from_numpy(q)], 1).to(device)
+                x = SparseTensor(c, torch.from_numpy(f).to(device=device, dtype=dtype))
+                p = torch.softmax(model(x).feats.float(), 1)
+                total = p if total is None else total + p
     finally:
         for m, b in zip(convs, saved):
             m.backend = b
         model.train(was_training)
-    return logits.argmax(1).to(torch.uint8).cpu().numpy()
+    return total / len(views)
+
+
+def predict_labels(model: SegmentationUNet, sample: "SegSample", cfg: Optional[SegmentationModelConfig] = None,
+                   backend: Union[str, Backend, None] = None, tta: int = 1) -> np.ndarray:
+    """ScanNet-20 class (argmax of :func:`predict_logits`'s probabilities, ``tta`` test-time views) of every voxel
+    of ``sample`` (a SegSample): np.uint8 ``[N]`` in 0..num_classes-1, in the sample's voxel order. ``cfg``,
+    ``backend``: as :func:`predict_logits`. The model's train/eval mode and backend are restored."""
+    return predict_logits(model, sample, cfg, backend, tta).argmax(1).to(torch.uint8).cpu().numpy()

@@ -120,23 +120,28 @@ def checkpoint_info(path: str) -> Tuple[str, float]:
     return str(state["task"]), float(band)
 
 
-def checkpoint_label_fn(path: str, device: str = "cpu", backend: Optional[str] = None
+def checkpoint_label_fn(path: str, device: str = "cpu", backend: Optional[str] = None, tta: int = 1
                         ) -> Tuple[LabelFn, str, float]:
     """(label_fn, task, max_abs_tsdf) of a checkpoint (see :func:`checkpoint_info`): task "segmentation"
     (the sparse U-Net, run on the whole scene at once; ``backend`` = its sparse convolution backend, None =
-    as trained) or "segmentation-window" (the sliding-window dense baseline: ``window_infer``'s
-    load_window_model and sliding_window_labels; no backend). Another task is a ValueError naming the file."""
+    as trained; ``tta`` = test-time views whose class probabilities are averaged, 1..8, ``model.tta_views``)
+    or "segmentation-window" (the sliding-window dense baseline: ``window_infer``'s load_window_model and
+    sliding_window_labels; no backend, tta 1). Another task is a ValueError naming the file."""
     task, max_abs_tsdf = checkpoint_info(path)
     if task == "segmentation":
         from sparse3d.tasks.segmentation.checkpoint import load_model
-        from sparse3d.tasks.segmentation.model import predict_labels
+        from sparse3d.tasks.segmentation.model import predict_labels, tta_views
+        tta_views(tta)  # checks tta before any scene is read
         model, model_cfg = load_model(path, device)
-        return (lambda s: predict_labels(model, s, model_cfg, backend=backend)), task, max_abs_tsdf
+        return (lambda s: predict_labels(model, s, model_cfg, backend=backend, tta=tta)), task, max_abs_tsdf
     if task == "segmentation-window":
         from sparse3d.tasks.segmentation.window_infer import load_window_model, sliding_window_labels
         if backend is not None:
             raise ValueError(f"backend applies to the sparse U-Net; checkpoint {path!r} is the dense sliding-window "
                              f"baseline (task 'segmentation-window'), got backend {backend!r}")
+        if tta != 1:
+            raise ValueError(f"tta applies to the sparse U-Net; checkpoint {path!r} is the dense sliding-window "
+                             f"baseline (task 'segmentation-window'), got tta {tta!r}")
         wnet, _ = load_window_model(path, device)
         wnet.to(device)
         return (lambda s: sliding_window_labels(wnet, s)), task, max_abs_tsdf

@@ -20,6 +20,7 @@ live under --out):
      geometry_color             3D only: the U-Net on height + normals + voxel colour
      joint_{1,3,5}views_fixed   geometry + lifted 2D features, 2D net frozen
      joint_{1,3,5}views_e2e     geometry + lifted 2D features, 2D net trained end to end
+   with --tta N, every trained row is also scored with N test-time views of its 3D network ("tta_vertex_miou").
 """
 from __future__ import annotations
 
@@ -145,6 +146,21 @@ def run_row(row: str, paths: Dict[str, str], out: str, steps: int, seed: int, th
     return result
 
 
+def add_tta(row: str, result: Dict[str, Any], paths: Dict[str, str], out: str, tta: int) -> Dict[str, Any]:
+    """A trained row's result with its held-out scores under ``tta`` test-time views added ("tta", "tta_vertex_miou",
+    "tta_vertex_accuracy", "tta_vertex_iou"; predictions in <out>/predictions/<row>_tta<N>); 2D-only rows and
+    tta 1 are returned as they are."""
+    from sparse3d.tasks.threedmv.predict import predict_checkpoint
+    if row.startswith("2d_") or tta == 1 or result.get("tta") == tta:
+        return result
+    pred = os.path.join(out, "predictions", f"{row}_tta{tta}")
+    r = predict_checkpoint(os.path.join(out, "runs", row, "last.pt"), paths["test"], pred, progress=False, tta=tta)
+    if r["failed"]:
+        raise RuntimeError(f"row {row}: prediction with tta {tta} failed: {r['failed']}")
+    sc = _vertex_scores(pred, paths["gt"])
+    return {**result, "tta": tta, **{"tta_" + k: v for k, v in sc.items()}}
+
+
 def _net2d(paths: Dict[str, str], out: str, steps: int, seed: int, threads: int, weighting: str) -> Dict[str, Any]:
     from sparse3d.tasks.threedmv.config import load_2d_config
     from sparse3d.tasks.threedmv.pretrain2d import train_2d
@@ -176,6 +192,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--tag", default="", help="keep this table's runs, predictions and results under <out>/<tag> "
                                              "(the rooms and crops stay in <out>)")
+    p.add_argument("--tta", type=int, default=1, choices=range(1, 9), metavar="N",
+                   help="also score every trained row with N test-time views (1..8; rows done before get them added)")
     p.add_argument("--class-weighting-2d", default="none", choices=("none", "median_freq", "inv_log"),
                    help="class weights of the 2D net's pixel loss")
     a = p.parse_args(argv)
@@ -192,13 +210,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     for row in a.rows:
         done = os.path.join(_table_dir(a), "results", row + ".json")
         if os.path.isfile(done):
+            with open(done) as fh:
+                res = json.load(fh)
             _log(f"row {row}: done before ({done})", t0)
-            continue
-        _log(f"row {row}", t0)
-        res = run_row(row, paths, _table_dir(a), a.steps, a.seed, a.threads, n2d.get("checkpoint", ""), a.box,
-                      a.batch_size, a.widths)
-        atomic_write_json(done, res)
-        _log(f"row {row}: vertex mIoU {res['vertex_miou']:.3f}, voxel mIoU {res['voxel_miou']:.3f}", t0)
+        else:
+            _log(f"row {row}", t0)
+            res = run_row(row, paths, _table_dir(a), a.steps, a.seed, a.threads, n2d.get("checkpoint", ""), a.box,
+                          a.batch_size, a.widths)
+            atomic_write_json(done, res)
+            _log(f"row {row}: vertex mIoU {res['vertex_miou']:.3f}, voxel mIoU {res['voxel_miou']:.3f}", t0)
+        with_tta = add_tta(row, res, paths, _table_dir(a), a.tta)
+        if with_tta is not res:
+            atomic_write_json(done, with_tta)
+            _log(f"row {row}: vertex mIoU with {a.tta} test-time views {with_tta['tta_vertex_miou']:.3f}", t0)
         write_table(a)
     write_table(a)
     return 0
@@ -206,7 +230,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def write_table(a: argparse.Namespace) -> None:
     """--json's table ``a.tag or "default"``, from every row's result file under <out>[/<tag>]/results (rows in ROWS
-    order; missing rows absent); the file's other tables are kept (the update holds <out>/.table.lock)."""
+    order; missing rows absent); the file's other tables are kept (the update holds <json>.lock)."""
     import fcntl
     from sparse3d.tasks.threedmv.config import ThreeDMVModelConfig
     rows = {}
@@ -219,11 +243,11 @@ def write_table(a: argparse.Namespace) -> None:
                           "image": [WIDTH, HEIGHT], "steps": a.steps, "batch_size": a.batch_size, "box": a.box,
                           "widths": list(a.widths or ThreeDMVModelConfig().widths),
                           "seed": a.seed, "threads": a.threads, "steps_2d": a.steps_2d,
-                          "class_weighting_2d": a.class_weighting_2d,
+                          "class_weighting_2d": a.class_weighting_2d, "tta": a.tta,
                           "command": "python -m sparse3d.tasks.threedmv.ablation " + " ".join(sys.argv[1:])},
              "net2d": _net2d_record(_table_dir(a)), "rows": rows}
     os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
-    with open(os.path.join(a.out, ".table.lock"), "w") as lock:
+    with open(os.path.abspath(a.json) + ".lock", "w") as lock:  # beside the JSON: runs with other --out share it
         fcntl.flock(lock, fcntl.LOCK_EX)
         doc: Dict[str, Any] = {"tables": {}}
         if os.path.isfile(a.json):

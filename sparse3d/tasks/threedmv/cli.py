@@ -111,6 +111,9 @@ def register_predict(psub) -> None:
     p.add_argument("--scenes", nargs="+", default=None, help="only these scene ids")
     p.add_argument("--device", type=device, default="cpu", help="torch device")
     p.add_argument("--overwrite", action="store_true", help="predict scans whose <scan>.txt exists already")
+    p.add_argument("--tta", type=positive_int, default=1,
+                   help="test-time views of the 3D network (1..8): the scene turned, flipped and shifted, class "
+                        "probabilities averaged per voxel; the lifted features stay with their voxels")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_predict)
 
@@ -119,7 +122,7 @@ def _predict(args: argparse.Namespace) -> int:
     from sparse3d.tasks.threedmv.predict import predict_checkpoint
     try:
         r = predict_checkpoint(args.checkpoint, args.data, args.out, args.split, args.scenes, args.overwrite,
-                               not args.quiet, args.device)
+                               not args.quiet, args.device, args.tta)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -26,7 +26,6 @@ from sparse3d.tasks.threedmv.config import ThreeDMVTrainConfig
 from sparse3d.tasks.threedmv.data import Scene, choose_views, lift_features
 from sparse3d.tasks.threedmv.model import ThreeDMVNet
 from sparse3d.tasks.threedmv.net2d import Net2D, image_input
-from sparse3d.tensor import SparseTensor
 
 LabelFn = Callable[[SegSample], np.ndarray]
 
@@ -86,30 +85,30 @@ def _maps_2d(net2d: Net2D, scene: Scene, which: int, device: torch.device) -> Ca
 
 
 def predict_scene_labels(model: ThreeDMVNet, cfg: ThreeDMVTrainConfig, scene: Scene,
-                         sample: Optional[SegSample] = None) -> np.ndarray:
-    """uint8 [N]: the joint network's class of every voxel of ``sample`` (default: the scene's)."""
+                         sample: Optional[SegSample] = None, tta: int = 1) -> np.ndarray:
+    """uint8 [N]: the joint network's class of every voxel of ``sample`` (default: the scene's). ``tta``: test-time
+    views of the 3D network (`segmentation.model.predict_logits`; the lifted features stay with their voxels,
+    the frames are not re-chosen)."""
+    from sparse3d.tasks.segmentation.model import predict_logits, tta_views
+    tta_views(tta)
     s = scene.sample if sample is None else sample
     if len(s) == 0:
         return np.zeros(0, np.uint8)
     device = next(model.parameters()).device
-    was = model.training
-    model.eval()
-    try:
-        c = torch.from_numpy(np.asarray(s.coords, np.int32))
-        x = SparseTensor(torch.cat([torch.zeros(len(c), 1, dtype=torch.int32), c], 1).to(device),
-                         sample_features(s, cfg.model.geometry()).to(device))
-        with torch.no_grad():
-            if cfg.model.use_2d:
-                if model.net2d is None:
-                    raise ValueError("the config has a 2D stream but the model has none")
-                dt = cfg.depth_thresh if cfg.depth_thresh > 0 else None
-                lifted, _ = lift_scene(scene, s, _maps_2d(model.net2d, scene, 1, device), cfg.views, cfg.box[:2], dt)
-                logits = model(x, lifted).feats
-            else:
-                logits = model(x).feats
-    finally:
-        model.train(was)
-    return logits.argmax(1).to(torch.uint8).cpu().numpy()
+    feats = sample_features(s, cfg.model.geometry())
+    if cfg.model.use_2d:
+        if model.net2d is None:
+            raise ValueError("the config has a 2D stream but the model has none")
+        was = model.net2d.training
+        model.net2d.eval()
+        try:
+            dt = cfg.depth_thresh if cfg.depth_thresh > 0 else None
+            lifted, _ = lift_scene(scene, s, _maps_2d(model.net2d, scene, 1, device), cfg.views, cfg.box[:2], dt)
+        finally:
+            model.net2d.train(was)
+        feats = torch.cat([feats, lifted.cpu().to(feats.dtype)], 1)
+    probs = predict_logits(model.unet, s, cfg.model.unet(), tta=tta, feats=feats)
+    return probs.argmax(1).to(torch.uint8).cpu().numpy()
 
 
 def labels_2d(net2d: Net2D, scene: Scene, k: int, footprint: Sequence[int], depth_thresh: Optional[float] = None,
@@ -163,9 +162,11 @@ def evaluate_scenes(model: ThreeDMVNet, cfg: ThreeDMVTrainConfig, scenes: Sequen
 
 def predict_checkpoint(checkpoint: str, data: str, out: str, split: Optional[str] = None,
                        scenes: Optional[Sequence[str]] = None, overwrite: bool = False, progress: bool = True,
-                       device: str = "cpu") -> Dict:
+                       device: str = "cpu", tta: int = 1) -> Dict:
     """`<out>/<scan>.txt` (+ `_voxels.npz`) for the whole-scene crops of ``data`` with a threedmv checkpoint
-    (`segmentation.predict.predict_dataset`'s summary)."""
+    (`segmentation.predict.predict_dataset`'s summary); ``tta`` test-time views (:func:`predict_scene_labels`)."""
+    from sparse3d.tasks.segmentation.model import tta_views
+    tta_views(tta)
     from sparse3d.tasks.segmentation.predict import predict_dataset
     from sparse3d.tasks.threedmv.data import load_scenes
     from sparse3d.tasks.threedmv.train import load_model
@@ -174,7 +175,7 @@ def predict_checkpoint(checkpoint: str, data: str, out: str, split: Optional[str
                      with_labels=False)
     if scenes is not None:
         sc = [s for s in sc if s.sample.scene_id in set(scenes)]
-    fn = scene_label_fn(sc, lambda scene, sample: predict_scene_labels(model, cfg, scene, sample))
+    fn = scene_label_fn(sc, lambda scene, sample: predict_scene_labels(model, cfg, scene, sample, tta))
     os.makedirs(out, exist_ok=True)
     return predict_dataset(data, out, fn, scenes=scenes, split=split, overwrite=overwrite, progress=progress,
                            max_abs_tsdf=cfg.max_abs_tsdf)
