@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The 3DMV ablation tables of docs/threedmv.md (resumable: rerun to continue; finished rows are skipped).
-# Usage: scripts/threedmv_ablation.sh [OUT]   (default out/threedmv_ablation; about 2 hours of one core on an
+# Usage: scripts/threedmv_ablation.sh [OUT]   (default out/threedmv_ablation; about 3 hours of one core on an
 # idle machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
