@@ -192,8 +192,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--tag", default="", help="keep this table's runs, predictions and results under <out>/<tag> "
                                              "(the rooms and crops stay in <out>)")
-    p.add_argument("--tta", type=int, default=1, choices=range(1, 9), metavar="N",
-                   help="also score every trained row with N test-time views (1..8; rows done before get them added)")
+    from sparse3d.tasks.segmentation.model import TTA_MAX
+    p.add_argument("--tta", type=int, default=1, choices=range(1, TTA_MAX + 1), metavar="N",
+                   help=f"also score every trained row with N test-time views (1..{TTA_MAX}; rows done before get "
+                        "them added)")
     p.add_argument("--class-weighting-2d", default="none", choices=("none", "median_freq", "inv_log"),
                    help="class weights of the 2D net's pixel loss")
     a = p.parse_args(argv)
