@@ -98,7 +98,7 @@ def test_tune_threshold_picks_best_iou_without_worse_chamfer(tmp_path, monkeypat
     data = str(tmp_path / "d")
     write_crop_dataset(data, [_plane_sample()], split="val")
     raw = _plane_network_output()
-    monkeypatch.setattr(evaluate, "run_network", lambda net, sample, device, frontier: raw)
+    monkeypatch.setattr(evaluate, "run_network", lambda net, sample, device, frontier, tta=1: raw)
     tuned = tune_threshold(None, data, "val", thresholds=(0.5, 0.7, 0.8, 0.95), progress=False)
     by = {float(t): m for t, m in tuned["by_threshold"].items()}
     # 128 target voxels; 0.5 adds the 48 invented ones; 0.7 / 0.8 exactly the plane; 0.95 only the input's 32
@@ -191,3 +191,31 @@ def test_cli_eval_reports_skips_threshold_and_tuning(mixed_dataset, tmp_path, ca
     assert tuned["chosen"] in (0.4, 0.6) and set(tuned["by_threshold"]) == {"0.4", "0.6"}
     with pytest.raises(SystemExit):
         main(["eval", "completion", "--checkpoint", ck, "--data", mixed_dataset, "--threshold", "1"])
+
+
+def test_reach_recall_bins_the_unobserved_surface_by_distance_hand_computed():
+    from sparse3d.tasks.completion.metrics import reach_recall
+    from sparse3d.tasks.completion.predict import format_reach_table
+    shape = (10, 1, 1)
+    seen = np.zeros(shape, bool)
+    seen[:2] = True                     # observed: x = 0, 1
+    target = np.zeros(shape, bool)
+    target[[2, 4, 7, 9]] = True         # distances to observed space 1, 3, 6, 8
+    target[0] = True                    # observed: not counted
+    pred = np.zeros(shape, bool)
+    pred[[0, 2, 7, 5]] = True
+    known = np.ones(shape, bool)
+    r = reach_recall(pred, target, known, seen)
+    assert r["recall_unobserved_d0_2"] == 1.0 and r["target_unobserved_d0_2"] == 1
+    assert r["recall_unobserved_d2_4"] == 0.0 and r["target_unobserved_d2_4"] == 1
+    assert r["recall_unobserved_d4_8"] == 0.5 and r["target_unobserved_d4_8"] == 2
+    for k in ("d8_12", "d12_16", "d16_inf"):
+        assert math.isnan(r[f"recall_unobserved_{k}"]) and r[f"target_unobserved_{k}"] == 0
+    known[9] = False                    # unknown target space is not scored
+    assert reach_recall(pred, target, known, seen)["target_unobserved_d4_8"] == 1
+    blind = reach_recall(pred, target, np.ones(shape, bool), np.zeros(shape, bool))  # nothing observed
+    assert blind["target_unobserved_d16_inf"] == 5 and blind["recall_unobserved_d16_inf"] == 0.6  # x = 0, 2, 7 of 5
+    table = format_reach_table({"a": {"prediction": r}})
+    assert "(4,8]" in table and "0.500" in table and "n/a" in table
+    with pytest.raises(ValueError, match="must share one shape"):
+        reach_recall(pred, target, known, seen[:5])

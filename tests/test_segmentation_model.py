@@ -10,9 +10,9 @@ from sparse3d.tasks.segmentation.dataset import (augment, collate, label_counts,
                                                  voxel_normals)
 from sparse3d.tasks.segmentation.benchmark import class_confusion, scores_from_confusion
 from sparse3d.tasks.segmentation.loss import class_weights, segmentation_loss
-from sparse3d.tasks.segmentation.model import (SegmentationUNet, predict_labels, predict_logits, tta_views,
-                                              view_transform)
+from sparse3d.tasks.segmentation.model import SegmentationUNet, predict_labels, predict_logits
 from sparse3d.tasks.segmentation.sample import SegSample
+from sparse3d.tasks.test_time_views import tta_views, view_transform
 from sparse3d.tensor import SparseTensor
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, List
 
 from data_tools.recipes import RECIPES
 from sparse3d.tasks.completion.config import CompletionTrainConfig
+from sparse3d.tasks.test_time_views import TTA_MAX
 from sparse3d.train.cli_options import LOOP_OPTIONS, Option, add_overrides, given_overrides, run_train_command
 from sparse3d.utils.argtypes import device, nonneg_int, positive_float, positive_int, probability, unit_fraction
 
@@ -53,6 +54,9 @@ def open_unit_fraction(s: str) -> float:
     return v
 
 
+TTA_HELP = ("test-time views (1..8): the scene turned about up, mirrored and shifted on the grid, the network run "
+            "on each and every voxel's occupancy probability averaged (a view that pruned it counts 0); 1 = one "
+            "run. Costs N forward passes")
 THRESHOLD_HELP = ("occupancy probability above which a finest-level voxel the network scores is surface (0.5: the "
                   "training's decision; higher: less invented surface, lower recall; pick one with "
                   "`sparse3d eval completion --tune-threshold`)")
@@ -99,6 +103,7 @@ def register_predict(psub) -> None:
     p.add_argument("--seed", type=nonneg_int, default=0, help="for scan folders: seed of the input frame subset")
     p.add_argument("--network-only", action="store_true", help=NETWORK_ONLY_HELP)
     p.add_argument("--threshold", type=open_unit_fraction, default=0.5, help=THRESHOLD_HELP)
+    p.add_argument("--tta", type=int, default=1, choices=range(1, TTA_MAX + 1), metavar="N", help=TTA_HELP)
     p.add_argument("--align-up", action="store_true", help="for scan folders: " + ALIGN_UP_HELP)
     p.set_defaults(func=_predict)
 
@@ -128,6 +133,7 @@ def register_eval(esub) -> None:
     p.add_argument("--device", type=device, default="cpu", help=DEVICE_HELP)
     p.add_argument("--network-only", action="store_true", help=NETWORK_ONLY_HELP)
     p.add_argument("--threshold", type=open_unit_fraction, default=0.5, help=THRESHOLD_HELP)
+    p.add_argument("--tta", type=int, default=1, choices=range(1, TTA_MAX + 1), metavar="N", help=TTA_HELP)
     p.add_argument("--tune-threshold", action="store_true",
                    help="instead of scoring: try --thresholds on --split and choose the one with the highest mean "
                         "IoU whose mean chamfer distance is not worse than the raw input's (writes the table to --json)")
@@ -225,13 +231,15 @@ def _predict(args) -> int:
         sample = load()
         try:
             report, pred, ms = evaluate_sample(net, sample, args.device, cfg.occ_thresh, frontier=cfg.frontier,
-                                               keep_observed=not args.network_only, threshold=args.threshold)
+                                               keep_observed=not args.network_only, threshold=args.threshold,
+                                               tta=args.tta)
         except NoSurfaceError as e:
             failed[name] = str(e)
             tqdm.write(f"{name}: no meshes written: {e}")
             continue
         paths = write_outputs(args.out, name, sample, pred, ms, cfg.occ_thresh)
-        write_json(os.path.join(args.out, f"{name}_metrics.json"), {**report, "threshold": args.threshold})
+        write_json(os.path.join(args.out, f"{name}_metrics.json"), {**report, "threshold": args.threshold,
+                                                                          "tta": args.tta})
         rows[name] = report
         if len(items) == 1:
             print("wrote " + ", ".join(paths.values()))
@@ -246,7 +254,7 @@ def _eval(args) -> int:
     from sparse3d.tasks.completion.checkpoint import load_model
     from sparse3d.tasks.completion.evaluate import (DEFAULT_THRESHOLDS, evaluate_dataset, format_tuning,
                                                     tune_threshold)
-    from sparse3d.tasks.completion.predict import format_pr_table, format_table, write_json
+    from sparse3d.tasks.completion.predict import format_pr_table, format_reach_table, format_table, write_json
     rgbd_only = [f"--{k.replace('_', '-')}" for k in ("out", "input_fraction", "segments", "seed", "align_up")
                  if getattr(args, k) not in (None, False)]
     if args.rgbd:
@@ -264,19 +272,21 @@ def _eval(args) -> int:
     net.to(args.device)
     if args.tune_threshold:
         tuned = tune_threshold(net, args.data, args.split or "val", args.thresholds or DEFAULT_THRESHOLDS,
-                               args.device, cfg.occ_thresh, cfg.frontier, not args.network_only)
+                               args.device, cfg.occ_thresh, cfg.frontier, not args.network_only, tta=args.tta)
         out = args.json or os.path.join(args.data, "threshold.json")
         write_json(out, {"checkpoint": args.checkpoint, **tuned})
         print(format_tuning(tuned))
         print(f"wrote {out}")
         return 0
     result = evaluate_dataset(net, args.data, args.split, args.device, cfg.occ_thresh, cfg.frontier,
-                              not args.network_only, args.threshold, with_chamfer=not args.no_chamfer)
+                              not args.network_only, args.threshold, with_chamfer=not args.no_chamfer,
+                              tta=args.tta)
     result.settings["checkpoint"] = args.checkpoint
     out = args.json or os.path.join(args.data, "metrics.json")
     write_json(out, result.to_json())
     print(format_table(result.rows))
     print(format_pr_table(result.rows))
+    print(format_reach_table(result.rows))
     print(result.summary())
     print(f"wrote {out}")
     return 0 if result.rows else 1

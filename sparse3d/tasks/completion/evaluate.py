@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from sparse3d.tasks.completion.dataset import CompletionDataset, Sample, surface
 from sparse3d.tasks.completion.model import CompletionNet
+from sparse3d.tasks.test_time_views import tta_views
 from sparse3d.tasks.completion.predict import (NoSurfaceError, decide, run_network, score_prediction,
                                                threshold_logit)
 
@@ -87,14 +88,18 @@ def sample_name(path: str, root: str) -> str:
 
 def evaluate_dataset(net: CompletionNet, data: str, split: Optional[str] = None, device: str | torch.device = "cpu",
                      occ_thresh: float = 1.0, frontier: bool = True, keep_observed: bool = True,
-                     threshold: float = 0.5, with_chamfer: bool = True, progress: bool = True) -> EvalResult:
+                     threshold: float = 0.5, with_chamfer: bool = True, progress: bool = True,
+                     tta: int = 1) -> EvalResult:
     """Score every crop of the ``split`` of the sparse3d.crops dataset ``data`` (None: every split) against
     its target (:func:`~sparse3d.tasks.completion.predict.score_prediction`), the raw input beside the
-    prediction; skipped samples are printed (above the progress bar) with their reason."""
-    threshold_logit(threshold)  # checks the value before any work
+    prediction (``tta`` test-time views, :func:`~sparse3d.tasks.completion.predict.run_network`); skipped samples
+    are printed (above the progress bar) with their reason."""
+    threshold_logit(threshold)  # checks the values before any work
+    tta_views(tta)
     ds = CompletionDataset(data, split=split)
     result = EvalResult(settings={"threshold": float(threshold), "keep_observed": bool(keep_observed),
-                                  "occ_thresh": float(occ_thresh), "split": split, "chamfer": bool(with_chamfer)})
+                                  "occ_thresh": float(occ_thresh), "split": split, "chamfer": bool(with_chamfer),
+                                  "tta": int(tta)})
     bar = tqdm(ds.paths, desc="eval completion", unit="sample", disable=not progress, dynamic_ncols=True)
     for i, path in enumerate(bar):
         name = sample_name(path, data)
@@ -102,7 +107,7 @@ def evaluate_dataset(net: CompletionNet, data: str, split: Optional[str] = None,
         reason = why_unscorable(sample, occ_thresh)
         if reason is None:
             try:
-                pred = decide(sample, run_network(net, sample, device, frontier), threshold, keep_observed,
+                pred = decide(sample, run_network(net, sample, device, frontier, tta), threshold, keep_observed,
                               occ_thresh)
                 result.rows[name] = score_prediction(sample, pred, occ_thresh, with_chamfer)[0]
             except NoSurfaceError as e:
@@ -117,12 +122,13 @@ def evaluate_dataset(net: CompletionNet, data: str, split: Optional[str] = None,
 def tune_threshold(net: CompletionNet, data: str, split: Optional[str] = "val",
                    thresholds: Sequence[float] = DEFAULT_THRESHOLDS, device: str | torch.device = "cpu",
                    occ_thresh: float = 1.0, frontier: bool = True, keep_observed: bool = True,
-                   progress: bool = True) -> Dict[str, Any]:
+                   progress: bool = True, tta: int = 1) -> Dict[str, Any]:
     """Pick the finest level's occupancy threshold on a split: the network runs once per sample and each
     threshold re-decides its output; the choice is the threshold with the highest mean IoU among those whose
     mean chamfer distance is <= the raw input's (the prediction must not add surface that is not there).
     When no threshold meets that bound, the one with the lowest mean chamfer distance is chosen and
-    ``"met_bound"`` is false.
+    ``"met_bound"`` is false. ``tta``: test-time views of each run (the threshold applies to their mean
+    probability).
 
     Returns {"chosen": t, "met_bound": bool, "rule": text, "input": input means, "by_threshold":
     {t: prediction means}, "skipped": {name: reason}, "samples": n}."""
@@ -131,6 +137,7 @@ def tune_threshold(net: CompletionNet, data: str, split: Optional[str] = "val",
         raise ValueError("thresholds: expected at least one occupancy probability, got none")
     for t in ts:
         threshold_logit(t)
+    tta_views(tta)
     ds = CompletionDataset(data, split=split)
     per_t: Dict[float, List[Report]] = {t: [] for t in ts}
     skipped: Dict[str, str] = {}
@@ -140,7 +147,7 @@ def tune_threshold(net: CompletionNet, data: str, split: Optional[str] = "val",
         sample = ds[i]
         reason = why_unscorable(sample, occ_thresh)
         if reason is None:
-            raw = run_network(net, sample, device, frontier)
+            raw = run_network(net, sample, device, frontier, tta)
             try:
                 reports = [score_prediction(sample, decide(sample, raw, t, keep_observed, occ_thresh), occ_thresh)[0]
                            for t in ts]
@@ -166,7 +173,8 @@ def tune_threshold(net: CompletionNet, data: str, split: Optional[str] = "val",
     return {"chosen": chosen, "met_bound": bool(ok),
             "rule": "highest mean IoU with mean chamfer distance <= the input's; else the lowest chamfer distance",
             "input": base, "by_threshold": {str(t): means[t]["prediction"] for t in ts}, "skipped": skipped,
-            "samples": len(per_t[ts[0]]), "split": split, "keep_observed": bool(keep_observed)}
+            "samples": len(per_t[ts[0]]), "split": split, "keep_observed": bool(keep_observed),
+            "tta": int(tta)}
 
 
 def format_tuning(tuned: Dict[str, Any]) -> str:

@@ -16,6 +16,10 @@ target's and ``R`` a region::
 
     precision_R = |P & T & R| / |P & R|      recall_R = |P & T & R| / |T & R|      (nan when 0 / 0)
 
+*Reach*: the recall of the target surface in unobserved space by its distance to observed space
+(:func:`reach_recall`, Euclidean, voxels, in the bins of ``REACH_BINS``): how far into the unseen the
+prediction finds surface.
+
 Metrics that cannot be computed (a ratio 0 / 0, the chamfer distance of an empty mesh) are nan / inf;
 the tables show them as "n/a" and JSON as null.
 """
@@ -24,7 +28,16 @@ from __future__ import annotations
 from typing import Dict, Optional, Tuple
 
 import numpy as np
+from scipy import ndimage
 from scipy.spatial import cKDTree
+
+# distance bins (voxels, (lo, hi]; hi None = no bound) of :func:`reach_recall`
+REACH_BINS: Tuple[Tuple[int, Optional[int]], ...] = ((0, 2), (2, 4), (4, 8), (8, 12), (12, 16), (16, None))
+
+
+def reach_key(lo: int, hi: Optional[int]) -> str:
+    """The metric key of a :data:`REACH_BINS` bin: ``recall_unobserved_d{lo}_{hi}`` (hi ``inf`` when unbounded)."""
+    return f"recall_unobserved_d{lo}_{'inf' if hi is None else hi}"
 
 
 def iou(pred_occ: np.ndarray, target_occ: np.ndarray, valid: np.ndarray) -> float:
@@ -98,6 +111,27 @@ def region_metrics(pred_occ: np.ndarray, target_occ: np.ndarray, target_known: n
     return out
 
 
+def reach_recall(pred_occ: np.ndarray, target_occ: np.ndarray, target_known: np.ndarray,
+                 input_known: np.ndarray) -> Dict[str, float]:
+    """Recall of the target surface voxels in unobserved known space (``target_known & ~input_known``) binned by
+    their Euclidean distance (voxels) to the nearest observed voxel, bool [X, Y, Z] each: {:func:`reach_key`: recall
+    (nan for an empty bin)} and {``target_unobserved_d..``: the bin's target voxel count}. Without observed voxels
+    every distance is unbounded (the last bin)."""
+    shapes = {a.shape for a in (pred_occ, target_occ, target_known, input_known)}
+    if len(shapes) != 1:
+        raise ValueError(f"pred_occ, target_occ, target_known and input_known must share one shape, got {sorted(shapes)}")
+    unseen = target_occ & target_known & ~input_known
+    dist = ndimage.distance_transform_edt(~input_known) if input_known.any() else np.full(unseen.shape, np.inf)
+    out: Dict[str, float] = {}
+    for lo, hi in REACH_BINS:
+        m = unseen & (dist > lo) & (dist <= (np.inf if hi is None else hi))
+        n = int(m.sum())
+        key = reach_key(lo, hi)
+        out[key] = int((pred_occ & m).sum()) / n if n else float("nan")
+        out[key.replace("recall_", "target_")] = n
+    return out
+
+
 def voxel_chamfer(pred_occ: np.ndarray, target_occ: np.ndarray, voxel_size: float) -> float:
     """Chamfer distance (metres, as :func:`chamfer`) of the centres of two sets of surface voxels,
     bool [X, Y, Z] each: a cheap stand-in for the mesh chamfer distance (no meshing, no sampling;
@@ -113,13 +147,14 @@ def completion_metrics(pred_tsdf: np.ndarray, pred_occ: np.ndarray, target_tsdf:
                        ) -> Dict[str, float]:
     """All metrics of one scene; meshes are (verts [V, 3] metres, faces [F, 3]) or None.
     input_known bool [X, Y, Z]: the input's observed voxels; given, the precision / recall keys of
-    :func:`region_metrics` are added."""
+    :func:`region_metrics` and :func:`reach_recall` are added."""
     target_occ = target_known & (np.abs(target_tsdf) < occ_thresh)
     out = {"iou": iou(pred_occ, target_occ, target_known),
            "l1": l1_known(pred_tsdf, target_tsdf, target_known, trunc),
            "pred_voxels": int(pred_occ.sum()), "target_voxels": int(target_occ.sum())}
     if input_known is not None:
         out.update(region_metrics(pred_occ, target_occ, target_known, input_known))
+        out.update(reach_recall(pred_occ, target_occ, target_known, input_known))
     if pred_mesh is not None and target_mesh is not None:
         out["chamfer_m"] = chamfer(sample_mesh(*pred_mesh), sample_mesh(*target_mesh))
     return out

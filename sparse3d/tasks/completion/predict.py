@@ -22,6 +22,7 @@ import torch
 from sparse3d.tasks.completion.dataset import Sample, sparse_input
 from sparse3d.tasks.completion.metrics import completion_metrics
 from sparse3d.tasks.completion.model import CompletionNet
+from sparse3d.tasks.test_time_views import box_view, coords_from_view, tta_views, volume_to_view
 from sparse3d.tensor import SparseTensor
 from sparse3d.utils.atomic_io import atomic_save_npz, atomic_write_text
 from sparse3d.utils.mesh import Mesh, tsdf_to_mesh, write_ply
@@ -75,17 +76,50 @@ def threshold_logit(threshold: float) -> float:
 
 @torch.no_grad()
 def run_network(net: CompletionNet, sample: Sample, device: str | torch.device = "cpu",
-                frontier: bool = True) -> NetworkOutput:
-    """Run ``net`` (eval mode) once on a whole sample of any size (checked with :func:`check_sample`);
-    :func:`decide` turns the result into a :class:`Prediction` (at any threshold, without rerunning)."""
+                frontier: bool = True, tta: int = 1) -> NetworkOutput:
+    """Run ``net`` (eval mode) on a whole sample of any size (checked with :func:`check_sample`);
+    :func:`decide` turns the result into a :class:`Prediction` (at any threshold, without rerunning).
+
+    tta: test-time views (1..8, :func:`~sparse3d.tasks.test_time_views.tta_views`: the scene turned about up,
+    mirrored and shifted on the grid). With more than one, the network runs on every view and each finest voxel
+    gets the mean of its occupancy probability over the views (0 in a view that did not score it: its coarser
+    levels pruned it there) as a logit, and the mean distance of the views that scored it; tta 1 is the single
+    run, unchanged."""
+    views = tta_views(tta)
     check_sample(net, sample)
     net.eval()
-    c, f = sparse_input(sample.input_tsdf, sample.input_known, sample.trunc, frontier)
+    if len(views) == 1:
+        return _run_once(net, sample.input_tsdf, sample.input_known, sample.trunc, sample.shape, device, frontier)
+    shape = sample.shape
+    prob = np.zeros(shape, np.float64)
+    dist = np.zeros(shape, np.float64)
+    count = np.zeros(shape, np.int32)
+    for turns, flip, shift in views:
+        rot, offset, vshape = box_view(shape, turns, flip, shift)
+        out = _run_once(net, volume_to_view(sample.input_tsdf, rot, offset, vshape, sample.trunc),
+                        volume_to_view(sample.input_known, rot, offset, vshape, False), sample.trunc, vshape,
+                        device, frontier)
+        c, keep = coords_from_view(out.coords, rot, offset, shape)
+        idx = tuple(c.T)
+        prob[idx] += 1.0 / (1.0 + np.exp(-out.logits[keep].astype(np.float64)))
+        dist[idx] += out.tsdf[keep]
+        count[idx] += 1
+    scored = count > 0
+    p = np.clip(prob[scored] / len(views), 1e-7, 1 - 1e-7)
+    return NetworkOutput(np.argwhere(scored).astype(np.int64), (dist[scored] / count[scored]).astype(np.float32),
+                         (np.log(p) - np.log1p(-p)).astype(np.float32))
+
+
+@torch.no_grad()
+def _run_once(net: CompletionNet, input_tsdf: np.ndarray, input_known: np.ndarray, trunc: float,
+              shape: Tuple[int, int, int], device: str | torch.device, frontier: bool) -> NetworkOutput:
+    """One forward pass of ``net`` on dense input volumes [X, Y, Z] inside the bounds ``shape``."""
+    c, f = sparse_input(input_tsdf, input_known, trunc, frontier)
     if len(c) == 0:
         return NetworkOutput(np.zeros((0, 3), np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32))
     x = SparseTensor(torch.from_numpy(np.concatenate([np.zeros((len(c), 1), np.int32), c], 1)),
                      torch.from_numpy(f)).to(device)
-    out = net(x, bounds=sample.shape)
+    out = net(x, bounds=shape)
     return NetworkOutput(out.levels[-1].coords[:, 1:].long().cpu().numpy(), out.tsdf_all.float().cpu().numpy(),
                          out.logits[-1].float().cpu().numpy())
 
@@ -123,9 +157,10 @@ def decide(sample: Sample, raw: NetworkOutput, threshold: float = 0.5, keep_obse
 
 def predict_sample(net: CompletionNet, sample: Sample, device: str | torch.device = "cpu",
                    frontier: bool = True, keep_observed: bool = True, occ_thresh: float = 1.0,
-                   threshold: float = 0.5) -> Prediction:
-    """:func:`run_network` then :func:`decide` (see there for ``keep_observed`` and ``threshold``)."""
-    return decide(sample, run_network(net, sample, device, frontier), threshold, keep_observed, occ_thresh)
+                   threshold: float = 0.5, tta: int = 1) -> Prediction:
+    """:func:`run_network` (``tta`` test-time views) then :func:`decide` (see there for ``keep_observed`` and
+    ``threshold``)."""
+    return decide(sample, run_network(net, sample, device, frontier, tta), threshold, keep_observed, occ_thresh)
 
 
 def input_prediction(sample: Sample, occ_thresh: float = 1.0) -> Prediction:
@@ -167,12 +202,13 @@ def meshes(sample: Sample, pred: Prediction, occ_thresh: float = 1.0) -> Dict[st
 
 def evaluate_sample(net: CompletionNet, sample: Sample, device: str | torch.device = "cpu",
                     occ_thresh: float = 1.0, with_chamfer: bool = True, frontier: bool = True,
-                    keep_observed: bool = True, threshold: float = 0.5
+                    keep_observed: bool = True, threshold: float = 0.5, tta: int = 1
                     ) -> Tuple[Dict[str, Dict[str, float]], Prediction, Dict[str, Mesh]]:
-    """Metrics of the prediction (see :func:`decide` for ``keep_observed`` and ``threshold``) and of the
-    raw input against the target. Raises :class:`NoSurfaceError` (with_chamfer) when a mesh cannot be made."""
+    """Metrics of the prediction (see :func:`decide` for ``keep_observed`` and ``threshold``, :func:`run_network`
+    for ``tta``) and of the raw input against the target. Raises :class:`NoSurfaceError` (with_chamfer) when a
+    mesh cannot be made."""
     return score_prediction(sample, predict_sample(net, sample, device, frontier, keep_observed, occ_thresh,
-                                                   threshold), occ_thresh, with_chamfer)
+                                                   threshold, tta), occ_thresh, with_chamfer)
 
 
 def score_prediction(sample: Sample, pred: Prediction, occ_thresh: float = 1.0, with_chamfer: bool = True
@@ -267,6 +303,38 @@ def format_pr_table(rows: Dict[str, Dict[str, Dict[str, float]]]) -> str:
     lines.append("(surface voxels |tsdf| < 1 voxel on known target space; P = precision: the share of predicted "
                  "surface that is in the target; R = recall; obs / unobs: voxels the input observed / did not; "
                  "n/a: 0 / 0)")
+    return "\n".join(lines)
+
+
+def format_reach_table(rows: Dict[str, Dict[str, Dict[str, float]]]) -> str:
+    """{scene: {"input": m, "prediction": m}} -> a text table of the prediction's recall of the unobserved target
+    surface by distance to observed space (:func:`~sparse3d.tasks.completion.metrics.reach_recall`), with each bin's
+    share of that surface, one line per scene and the means."""
+    from sparse3d.tasks.completion.metrics import REACH_BINS, reach_key
+    keys = [reach_key(lo, hi) for lo, hi in REACH_BINS]
+    heads = [f"({lo},{'inf' if hi is None else hi}]" for lo, hi in REACH_BINS]
+    n = _name_width(rows)
+    lines = [f"{'scene':<{n}} " + " ".join(f"{h:>9}" for h in heads)]
+    recalls, shares = [], []
+    for scene, r in rows.items():
+        m = r.get("prediction", {})
+        counts = [m.get(k.replace("recall_", "target_"), 0) or 0 for k in keys]
+        total = sum(counts)
+        rec = [_finite(m.get(k)) for k in keys]
+        recalls.append(rec)
+        shares.append([c / total if total else None for c in counts])
+        lines.append(f"{scene:<{n}} " + " ".join(_cell(x, 9, 3) for x in rec))
+    if len(rows) > 1:
+        for label, table in (("mean", recalls), ("share", shares)):
+            cells = []
+            for j in range(len(keys)):
+                col = [v[j] for v in table if v[j] is not None]
+                cells.append(_cell(float(np.mean(col)) if col else None, 9, 3))
+            lines.append(f"{label:<{n}} " + " ".join(cells))
+    elif shares:
+        lines.append(f"{'share':<{n}} " + " ".join(_cell(x, 9, 3) for x in shares[0]))
+    lines.append("(recall of the target's surface voxels in unobserved known space by their distance to the nearest "
+                 "observed voxel, voxels; share: the part of that surface in each bin; n/a: an empty bin)")
     return "\n".join(lines)
 
 

@@ -74,8 +74,8 @@ def render_errors(sample: Sample, pred_occ: np.ndarray, png: str, occ_thresh: fl
 def run_rgbd_eval(args: argparse.Namespace) -> int:
     """The command (see the module docstring); args of ``sparse3d eval completion``."""
     from sparse3d.tasks.completion.checkpoint import load_model
-    from sparse3d.tasks.completion.predict import (evaluate_sample, format_pr_table, format_table, write_json,
-                                                   write_outputs)
+    from sparse3d.tasks.completion.predict import (evaluate_sample, format_pr_table, format_reach_table, format_table,
+                                                   write_json, write_outputs)
     net, cfg = load_model(args.checkpoint, args.device)
     net.to(args.device)
     vs = getattr(net.config, "voxel_size", None)
@@ -90,16 +90,19 @@ def run_rgbd_eval(args: argparse.Namespace) -> int:
     print(f"predicting {name} ({'x'.join(map(str, sample.shape))} voxels)", file=sys.stderr)
     report, pred, ms = evaluate_sample(net, sample, args.device, cfg.occ_thresh, frontier=cfg.frontier,
                                        keep_observed=not args.network_only, threshold=args.threshold,
-                                       with_chamfer=not args.no_chamfer)  # the meshes are written either way
+                                       with_chamfer=not args.no_chamfer,  # the meshes are written either way
+                                       tta=args.tta)
     paths = write_outputs(out, name, sample, pred, ms, cfg.occ_thresh)
     png = render_errors(sample, pred.occ, os.path.join(out, f"{name}.png"), cfg.occ_thresh)
     settings: Dict[str, Any] = {"checkpoint": args.checkpoint, "rgbd": args.rgbd, "threshold": args.threshold,
-                                "keep_observed": not args.network_only, "input_fraction": args.input_fraction,
+                                "tta": args.tta, "keep_observed": not args.network_only,
+                                "input_fraction": args.input_fraction,
                                 "segments": args.segments, "seed": args.seed, "align_up": args.align_up,
                                 "voxel_size": vs, "chamfer": not args.no_chamfer}
     js = args.json or os.path.join(out, f"{name}_metrics.json")
     write_json(js, {"settings": settings, "samples": {name: report}})
     print(format_table({name: report}))
     print(format_pr_table({name: report}))
+    print(format_reach_table({name: report}))
     print(f"wrote {js}, {png}, " + ", ".join(paths.values()))
     return 0

@@ -24,6 +24,7 @@ from torch import nn
 import sparse3d.nn as snn
 from sparse3d.backends import Backend
 from sparse3d.tasks.segmentation.config import SegmentationModelConfig
+from sparse3d.tasks.test_time_views import tta_views, view_transform
 from sparse3d.tensor import SparseTensor, require_sparse_tensor
 
 if TYPE_CHECKING:
@@ -101,34 +102,6 @@ class SegmentationUNet(nn.Module):
             h = norm(up(h, target=skip))
             h = dec(h.replace(torch.cat([h.feats, skip.feats], 1)))
         return self.head(h)
-
-
-TTA_MAX = 8  # test-time views: the 4 right-angle rotations about up, each with and without the x flip
-
-
-def tta_views(n: int) -> List[tuple]:
-    """The first ``n`` (1..TTA_MAX) test-time views: (quarter turns about z, x flipped, shift int [3]) for view i =
-    (i % 4, i >= 4, ((3 i) % 8, (5 i) % 8, (7 i) % 8)). View 0 is the identity; the shifts move the stride-2 grids
-    of the U-Net's levels as training's ``translate`` does."""
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= TTA_MAX:
-        raise ValueError(f"tta must be an int in 1..{TTA_MAX}, got {n!r}")
-    return [(i % 4, i >= 4, np.array([(3 * i) % 8, (5 * i) % 8, (7 * i) % 8], np.int64)) for i in range(n)]
-
-
-def view_transform(coords: np.ndarray, normals: Optional[np.ndarray], turns: int, flip: bool, shift: np.ndarray
-                   ) -> tuple:
-    """coords int [N, 3] turned ``turns`` quarter turns about z, x negated when ``flip``, then moved so that their
-    lowest corner is the input's lowest corner + ``shift``: int32 [N, 3] (exact; no two voxels merge; turns 0, no
-    flip and shift 0 give the input); normals float [N, 3] (or None) rotated alike."""
-    rot = np.eye(3, dtype=np.int64)
-    for _ in range(turns % 4):
-        rot = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]], np.int64) @ rot
-    if flip:
-        rot = np.diag([-1, 1, 1]).astype(np.int64) @ rot
-    q = np.asarray(coords, np.int64) @ rot.T
-    q = (q - q.min(0) + np.asarray(coords, np.int64).min(0) + shift).astype(np.int32) if len(q) else q.astype(np.int32)
-    n = None if normals is None else (np.asarray(normals, np.float32) @ rot.T.astype(np.float32))
-    return q, n
 
 
 def predict_logits(model: SegmentationUNet, sample: "SegSample", cfg: Optional[SegmentationModelConfig] = None,
