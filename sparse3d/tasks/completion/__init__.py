@@ -6,8 +6,9 @@
     dataset.py     Sample (a sparse3d.crops crop, dense), sparse_input, collate, augment, CompletionDataset
                    (samples are made by data_tools' completion recipe: `sparse3d preprocess --recipe completion`)
     procedural.py  tiny numpy-only samples for tests and notebooks
-    metrics.py     IoU, L1, chamfer distance, precision / recall on observed and unobserved space
-    predict.py     whole-scene prediction, evaluation of one sample, meshes + sparse grid, the results table
+    metrics.py     IoU, L1, chamfer distance, precision / recall on observed and unobserved space, reach
+    predict.py     whole-scene prediction (test-time views), evaluation of one sample, meshes + sparse grid, tables
+    baselines.py   diffusion_fill: classical hole filling (no learning), the reference the network must beat
     evaluate.py    `eval completion` over a dataset (skipped samples, decision-threshold tuning)
     rgbd_eval.py   `eval completion --rgbd`: input from a seeded subset of an RGB-D folder, target from all
     validation.py  validation during training (best.pt) on the data's val split
