@@ -13,7 +13,7 @@ from sparse3d.tasks.completion import predict
 from sparse3d.tasks.completion.model import CompletionConfig, CompletionNet
 from sparse3d.tasks.completion.predict import decide, run_network
 from sparse3d.tasks.completion.procedural import procedural_sample
-from sparse3d.tasks.test_time_views import box_view, coords_from_view, tta_views, volume_to_view
+from sparse3d.utils.test_time_views import box_view, coords_from_view, tta_views, volume_to_view
 
 
 def test_box_views_are_exact_permutations_of_the_box():

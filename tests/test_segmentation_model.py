@@ -12,7 +12,7 @@ from sparse3d.tasks.segmentation.benchmark import class_confusion, scores_from_c
 from sparse3d.tasks.segmentation.loss import class_weights, segmentation_loss
 from sparse3d.tasks.segmentation.model import SegmentationUNet, predict_labels, predict_logits
 from sparse3d.tasks.segmentation.sample import SegSample
-from sparse3d.tasks.test_time_views import tta_views, view_transform
+from sparse3d.utils.test_time_views import tta_views, view_transform
 from sparse3d.tensor import SparseTensor
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py

@@ -4,5 +4,6 @@ entry, CLI and demo, and trains with the generic trainer in :mod:`sparse3d.train
     completion/   sparse scene completion from partial RGB-D scans (coarse-to-fine, SG-NN style)
     segmentation/ ScanNet-20 semantic segmentation: sparse residual U-Net, sliding-window baseline, benchmark
     threedmv/     3DMV: 2D features back-projected into the voxels of the segmentation U-Net
-    test_time_views.py  the turned / mirrored / shifted views every task's `--tta` averages over
+
+The test-time views every task's ``--tta`` averages over live in :mod:`sparse3d.utils.test_time_views`.
 """

@@ -1,1 +1,2 @@
-"""Shared utilities of sparse3d: atomic I/O, mesh extraction + PLY, argument checks, argparse types."""
+"""Shared utilities of sparse3d: atomic I/O, mesh extraction + PLY, argument checks, argparse types, the test-time
+views of the tasks' ``--tta`` (``test_time_views``)."""

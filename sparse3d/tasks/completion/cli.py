@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, List
 
 from data_tools.recipes import RECIPES
 from sparse3d.tasks.completion.config import CompletionTrainConfig
-from sparse3d.tasks.test_time_views import TTA_MAX
+from sparse3d.utils.test_time_views import TTA_MAX
 from sparse3d.train.cli_options import LOOP_OPTIONS, Option, add_overrides, given_overrides, run_train_command
 from sparse3d.utils.argtypes import device, nonneg_int, positive_float, positive_int, probability, unit_fraction
 

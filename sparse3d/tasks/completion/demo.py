@@ -16,7 +16,7 @@ from typing import Dict, List, Sequence
 
 from data_tools.recipes import RECIPES
 from sparse3d.tasks.completion.model import DECODERS
-from sparse3d.tasks.test_time_views import TTA_MAX
+from sparse3d.utils.test_time_views import TTA_MAX
 from sparse3d.utils.argtypes import device, nonneg_int, positive_int, unit_fraction
 
 

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from sparse3d.tasks.completion.dataset import CompletionDataset, Sample, surface
 from sparse3d.tasks.completion.model import CompletionNet
-from sparse3d.tasks.test_time_views import tta_views
+from sparse3d.utils.test_time_views import tta_views
 from sparse3d.tasks.completion.predict import (NoSurfaceError, decide, run_network, score_prediction,
                                                threshold_logit)
 

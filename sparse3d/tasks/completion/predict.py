@@ -22,7 +22,7 @@ import torch
 from sparse3d.tasks.completion.dataset import Sample, sparse_input
 from sparse3d.tasks.completion.metrics import completion_metrics
 from sparse3d.tasks.completion.model import CompletionNet
-from sparse3d.tasks.test_time_views import box_view, coords_from_view, tta_views, volume_to_view
+from sparse3d.utils.test_time_views import box_view, coords_from_view, tta_views, volume_to_view
 from sparse3d.tensor import SparseTensor
 from sparse3d.utils.atomic_io import atomic_save_npz, atomic_write_text
 from sparse3d.utils.mesh import Mesh, tsdf_to_mesh, write_ply
@@ -80,7 +80,7 @@ def run_network(net: CompletionNet, sample: Sample, device: str | torch.device =
     """Run ``net`` (eval mode) on a whole sample of any size (checked with :func:`check_sample`);
     :func:`decide` turns the result into a :class:`Prediction` (at any threshold, without rerunning).
 
-    tta: test-time views (1..8, :func:`~sparse3d.tasks.test_time_views.tta_views`: the scene turned about up,
+    tta: test-time views (1..8, :func:`~sparse3d.utils.test_time_views.tta_views`: the scene turned about up,
     mirrored and shifted on the grid). With more than one, the network runs on every view and each finest voxel
     gets the mean of its occupancy probability over the views (0 in a view that did not score it: its coarser
     levels pruned it there) as a logit, and the mean distance of the views that scored it; tta 1 is the single

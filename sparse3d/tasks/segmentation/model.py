@@ -24,7 +24,7 @@ from torch import nn
 import sparse3d.nn as snn
 from sparse3d.backends import Backend
 from sparse3d.tasks.segmentation.config import SegmentationModelConfig
-from sparse3d.tasks.test_time_views import tta_views, view_transform
+from sparse3d.utils.test_time_views import tta_views, view_transform
 from sparse3d.tensor import SparseTensor, require_sparse_tensor
 
 if TYPE_CHECKING:

@@ -124,14 +124,14 @@ def checkpoint_label_fn(path: str, device: str = "cpu", backend: Optional[str] =
                         ) -> Tuple[LabelFn, str, float]:
     """(label_fn, task, max_abs_tsdf) of a checkpoint (see :func:`checkpoint_info`): task "segmentation"
     (the sparse U-Net, run on the whole scene at once; ``backend`` = its sparse convolution backend, None =
-    as trained; ``tta`` = test-time views whose class probabilities are averaged, 1..8, ``sparse3d.tasks.test_time_views.tta_views``)
+    as trained; ``tta`` = test-time views whose class probabilities are averaged, 1..8, ``sparse3d.utils.test_time_views.tta_views``)
     or "segmentation-window" (the sliding-window dense baseline: ``window_infer``'s load_window_model and
     sliding_window_labels; no backend, tta 1). Another task is a ValueError naming the file."""
     task, max_abs_tsdf = checkpoint_info(path)
     if task == "segmentation":
         from sparse3d.tasks.segmentation.checkpoint import load_model
         from sparse3d.tasks.segmentation.model import predict_labels
-        from sparse3d.tasks.test_time_views import tta_views
+        from sparse3d.utils.test_time_views import tta_views
         tta_views(tta)  # checks tta before any scene is read
         model, model_cfg = load_model(path, device)
         return (lambda s: predict_labels(model, s, model_cfg, backend=backend, tta=tta)), task, max_abs_tsdf

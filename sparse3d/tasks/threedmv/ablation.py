@@ -192,7 +192,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--tag", default="", help="keep this table's runs, predictions and results under <out>/<tag> "
                                              "(the rooms and crops stay in <out>)")
-    from sparse3d.tasks.test_time_views import TTA_MAX
+    from sparse3d.utils.test_time_views import TTA_MAX
     p.add_argument("--tta", type=int, default=1, choices=range(1, TTA_MAX + 1), metavar="N",
                    help=f"also score every trained row with N test-time views (1..{TTA_MAX}; rows done before get "
                         "them added)")

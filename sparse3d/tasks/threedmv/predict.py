@@ -90,7 +90,7 @@ def predict_scene_labels(model: ThreeDMVNet, cfg: ThreeDMVTrainConfig, scene: Sc
     views of the 3D network (`segmentation.model.predict_logits`; the lifted features stay with their voxels,
     the frames are not re-chosen)."""
     from sparse3d.tasks.segmentation.model import predict_logits
-    from sparse3d.tasks.test_time_views import tta_views
+    from sparse3d.utils.test_time_views import tta_views
     tta_views(tta)
     s = scene.sample if sample is None else sample
     if len(s) == 0:
@@ -166,7 +166,7 @@ def predict_checkpoint(checkpoint: str, data: str, out: str, split: Optional[str
                        device: str = "cpu", tta: int = 1) -> Dict:
     """`<out>/<scan>.txt` (+ `_voxels.npz`) for the whole-scene crops of ``data`` with a threedmv checkpoint
     (`segmentation.predict.predict_dataset`'s summary); ``tta`` test-time views (:func:`predict_scene_labels`)."""
-    from sparse3d.tasks.test_time_views import tta_views
+    from sparse3d.utils.test_time_views import tta_views
     tta_views(tta)
     from sparse3d.tasks.segmentation.predict import predict_dataset
     from sparse3d.tasks.threedmv.data import load_scenes
