@@ -11,7 +11,7 @@ views also differ in how voxels are grouped at each level.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -60,12 +60,13 @@ def box_view(shape: Tuple[int, int, int], turns: int, flip: bool, shift: np.ndar
     shift = np.asarray(shift, np.int64)
     rot = view_rotation(turns, flip)
     low = np.minimum(rot * (shape_a - 1)[None, :], 0).sum(1)  # the turned box's lowest corner before the offset
-    turned = np.abs(rot) @ shape_a
-    return rot, shift - low, tuple(int(v) for v in shift + turned)
+    end = shift + np.abs(rot) @ shape_a
+    offset: np.ndarray = np.asarray(shift - low, np.int64)
+    return rot, offset, (int(end[0]), int(end[1]), int(end[2]))
 
 
 def volume_to_view(volume: np.ndarray, rot: np.ndarray, offset: np.ndarray, view_shape: Tuple[int, int, int],
-                   fill) -> np.ndarray:
+                   fill: Union[float, bool]) -> np.ndarray:
     """A dense volume ``[X, Y, Z]`` (any dtype) in the view of :func:`box_view`: ``view_shape``, ``fill`` where no
     voxel of the box lands."""
     out = np.full(view_shape, fill, volume.dtype)
