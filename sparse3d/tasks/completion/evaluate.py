@@ -25,9 +25,9 @@ from tqdm import tqdm
 
 from sparse3d.tasks.completion.dataset import CompletionDataset, Sample, surface
 from sparse3d.tasks.completion.model import CompletionNet
-from sparse3d.utils.test_time_views import tta_views
 from sparse3d.tasks.completion.predict import (NoSurfaceError, decide, run_network, score_prediction,
                                                threshold_logit)
+from sparse3d.utils.test_time_views import tta_views
 
 Report = Dict[str, Dict[str, float]]  # {"input": metrics, "prediction": metrics}
 NO_TARGET_SURFACE = "the target has no surface voxels (nothing to score)"
