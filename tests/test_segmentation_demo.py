@@ -16,11 +16,13 @@ def test_demo_segmentation_smallest_run(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "ScanNet benchmark scores over mesh vertices" in text and "sparse U-Net" in text and "sliding window" in text
     m = json.load(open(os.path.join(out, "metrics.json")))
-    assert set(m["models"]) == {"sparse U-Net", "U-Net, 8 views", "sliding window"}
+    assert set(m["models"]) == {"sparse U-Net", "U-Net, 8 views", "+ segment vote", "sliding window"}
     assert m["test_scenes"] == ["scene0100_00"] and m["models"]["U-Net, 8 views"]["tta"] == 8
+    assert m["models"]["+ segment vote"]["vote_segments"] and m["models"]["+ segment vote"]["tta"] == 8
+    assert not m["models"]["U-Net, 8 views"]["vote_segments"]
     for model in m["models"].values():
         assert 0.0 <= model["scores"]["miou"] <= 1.0 and model["inference_seconds_median"] > 0
-    for task in ("segmentation", "segmentation_tta8", "segmentation-window"):
+    for task in ("segmentation", "segmentation_tta8", "segmentation_tta8_vote", "segmentation-window"):
         n_vertices = sum(1 for _ in open(os.path.join(out, "ground_truth", "scene0100_00.txt")))
         assert sum(1 for _ in open(os.path.join(out, "predictions", task, "scene0100_00.txt"))) == n_vertices
         assert os.path.isfile(os.path.join(out, "scores", task, "confusion.png"))

@@ -36,6 +36,9 @@ def register_predict(psub: "argparse._SubParsersAction") -> None:
     p.add_argument("--tta", type=positive_int, default=1,
                    help="U-Net test-time views (1..8): the scene turned by right angles about up, flipped and "
                         "shifted, class probabilities averaged per voxel (1 = the scene as it is)")
+    p.add_argument("--vote-segments", action="store_true",
+                   help="each segment of the scan's _vh_clean_2.0.010000.segs.json (the over-segmentation ScanNet's "
+                        "annotators labelled, shipped with every scan) takes the majority label of its vertices")
     p.add_argument("--max-abs-tsdf", type=positive_float, default=None,
                    help="near-surface band of voxels fed to the model, voxels (default: the checkpoint's "
                         "max_abs_tsdf, else 1)")
@@ -67,7 +70,8 @@ def _predict(args: argparse.Namespace) -> int:
     try:
         fn, task, band = checkpoint_label_fn(args.checkpoint, args.device, args.backend, args.tta)
         s = predict_dataset(args.data, args.out, fn, scenes=args.scenes, split=args.split, overwrite=args.overwrite,
-                            progress=not args.quiet, max_abs_tsdf=args.max_abs_tsdf or band)
+                            progress=not args.quiet, max_abs_tsdf=args.max_abs_tsdf or band,
+                            vote_segments=args.vote_segments)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

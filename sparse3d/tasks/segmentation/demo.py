@@ -48,6 +48,9 @@ def register(dsub) -> None:
     p.add_argument("--tta", type=positive_int, default=8,
                    help="also score the U-Net with this many test-time views (right-angle turns, flips, shifts; "
                         "class probabilities averaged), as a third column; 1 = only the plain U-Net (default: 8)")
+    p.add_argument("--no-vote", action="store_true",
+                   help="leave out the column where each segment of a room's segs json takes the majority label of "
+                        "the last U-Net column (`predict segmentation --vote-segments`)")
     p.add_argument("--device", type=device, default="cpu", help="torch device: cpu, cuda or cuda:N")
     p.add_argument("--threads", type=positive_int, default=_cores(),
                    help="torch/OpenMP threads (the cores this process may use)")
@@ -68,9 +71,10 @@ def _preprocess(scene_dirs: List[str], out: str, seed: int) -> None:
         raise SystemExit("error: preprocessing failed for " + "; ".join(f"{k}: {v}" for k, v in s["failed"].items()))
 
 
-def _predict(label_fn, data: str, out: str, max_abs_tsdf: float) -> Dict[str, Dict]:
+def _predict(label_fn, data: str, out: str, max_abs_tsdf: float, vote_segments: bool) -> Dict[str, Dict]:
     """Per-vertex submissions of every held-out scene, with the whole-scene inference time and peak memory
-    of each scene (scenes already written are measured again: the cost is part of the table)."""
+    of each scene (scenes already written are measured again: the cost is part of the table); vote_segments: see
+    predict_dataset."""
     from sparse3d.tasks.segmentation.predict import predict_dataset
     from sparse3d.utils.measure import measure
     costs: Dict[str, Dict] = {}
@@ -80,7 +84,8 @@ def _predict(label_fn, data: str, out: str, max_abs_tsdf: float) -> Dict[str, Di
         costs[sample.scene_id] = cost
         return labels
 
-    r = predict_dataset(data, out, timed, overwrite=True, progress=False, max_abs_tsdf=max_abs_tsdf)
+    r = predict_dataset(data, out, timed, overwrite=True, progress=False, max_abs_tsdf=max_abs_tsdf,
+                        vote_segments=vote_segments)
     if r["failed"]:
         raise SystemExit("error: prediction failed for " + "; ".join(f"{k}: {v}" for k, v in r["failed"].items()))
     return costs
@@ -156,22 +161,25 @@ def run_demo(args: argparse.Namespace) -> int:
         t_stage = time.time()
         window_train.train(wcfg, resume=True)
         stages["train baseline"] = time.time() - t_stage
-    # 5. predict + score: (checkpoint, test-time views, predictions folder) per model
-    models = {"sparse U-Net": (os.path.join(cfg.out, "last.pt"), 1, "segmentation")}
+    # 5. predict + score: (checkpoint, test-time views, segment vote, predictions folder) per model
+    unet = os.path.join(cfg.out, "last.pt")
+    models = {"sparse U-Net": (unet, 1, False, "segmentation")}
     if args.tta > 1:
-        models[f"U-Net, {args.tta} views"] = (os.path.join(cfg.out, "last.pt"), args.tta, f"segmentation_tta{args.tta}")
+        models[f"U-Net, {args.tta} views"] = (unet, args.tta, False, f"segmentation_tta{args.tta}")
+    if not args.no_vote:
+        models["+ segment vote"] = (unet, args.tta, True, f"segmentation_tta{args.tta}_vote")
     if wcfg is not None:
-        models["sliding window"] = (os.path.join(wcfg.out, "last.pt"), 1, "segmentation-window")
+        models["sliding window"] = (os.path.join(wcfg.out, "last.pt"), 1, False, "segmentation-window")
     results: Dict[str, Dict] = {}
-    for name, (ckpt, tta, folder) in models.items():
+    for name, (ckpt, tta, vote, folder) in models.items():
         t_stage = time.time()
         label_fn, task, band = checkpoint_label_fn(ckpt, args.device, tta=tta)
         pred_dir = os.path.join(out, "predictions", folder)
         _log(f"{name}: predicting {len(test_ids)} held-out rooms -> {pred_dir}", t0)
-        costs = _predict(label_fn, test_data, pred_dir, band)
+        costs = _predict(label_fn, test_data, pred_dir, band, vote)
         scores = evaluate(pred_dir, gt_dir, scenes=test_ids)
         report = write_report(scores, os.path.join(out, "scores", folder))
-        results[name] = {"task": task, "folder": folder, "tta": tta, "scores": scores, "report": report, "costs": costs,
+        results[name] = {"task": task, "folder": folder, "tta": tta, "vote_segments": vote, "scores": scores, "report": report, "costs": costs,
                          "seconds_median": _median([c["seconds"] for c in costs.values()]),
                          "peak_mib_median": _median([c["peak_rss_mib"] for c in costs.values()
                                                      if c.get("peak_rss_mib") is not None])}
@@ -198,7 +206,8 @@ def run_demo(args: argparse.Namespace) -> int:
     stages["pictures"] = time.time() - t_stage
     # 7. table
     table = format_comparison(results, SCANNET20_NAMES)
-    summary = {name: {"scores": r["scores"].to_dict(), "tta": r["tta"], "inference_seconds_median": r["seconds_median"],
+    summary = {name: {"scores": r["scores"].to_dict(), "tta": r["tta"], "vote_segments": r["vote_segments"],
+                      "inference_seconds_median": r["seconds_median"],
                       "inference_peak_mib_median": r["peak_mib_median"], "per_scene": r["costs"]}
                for name, r in results.items()}
     total = time.time() - t0

@@ -8,6 +8,7 @@ line, one line per vertex: what `sparse3d eval segmentation` and the benchmark s
 
     fn, task, band = checkpoint_label_fn("runs/seg/last.pt", device="cpu")   # SegSample -> uint8 [N] (0..19)
     summary = predict_dataset("crops_whole", "preds", fn, split="val", max_abs_tsdf=band)
+    summary = predict_dataset("crops_whole", "preds_vote", fn, split="val", vote_segments=True)  # segment voting
     vertex_labels(voxel_points, voxel_labels, vertex_points)           # the nearest-voxel transfer alone
 
 The model call is a ``label_fn(sample) -> np.uint8 [N]`` (ScanNet-20 class per voxel, in the sample's
@@ -34,6 +35,7 @@ from data_tools.scannet.benchmark_export import MESH_SUFFIX, write_label_file
 from data_tools.scannet.labels import SCANNET20_NYU40_IDS
 from data_tools.scannet.ply import read_ply
 from sparse3d.tasks.segmentation.sample import SegSample, load_sample
+from sparse3d.tasks.segmentation.segment_vote import vote_scene_segments
 from sparse3d.tensor import SparseTensor
 from sparse3d.utils.atomic_io import atomic_save_npz
 
@@ -240,12 +242,13 @@ def dataset_scenes(data: str, scenes: Optional[Sequence[str]] = None, split: Opt
 
 def predict_dataset(data: str, out: str, label_fn: LabelFn, scenes: Optional[Sequence[str]] = None,
                     split: Optional[str] = None, overwrite: bool = False, progress: bool = True,
-                    max_abs_tsdf: float = 1.0) -> Dict:
+                    max_abs_tsdf: float = 1.0, vote_segments: bool = False) -> Dict:
     """Write `<out>/<scan>.txt` and `<out>/<scan>_voxels.npz` for the selected whole-scene crops of ``data``
     (see :func:`dataset_scenes`). A scan without a `_vh_clean_2.ply` (an RGB-D folder) gets only the voxel
     labels (`_voxels.npz`; its entry in "done" has "mesh": None). Resumable: a scan whose `.txt` (without a
     mesh: `_voxels.npz`) exists is skipped unless ``overwrite``; a scene that fails is recorded and the run goes
-    on. Two selected scenes of one scan (preprocess --pairs) are an error. Returns {"done": {scan: {"n_vertices",
+    on. ``vote_segments``: each segment of the scan's `_vh_clean_2.0.010000.segs.json` takes the majority label of
+    its vertices (``segment_vote``); a scan without a mesh or segs json then fails. Two selected scenes of one scan (preprocess --pairs) are an error. Returns {"done": {scan: {"n_vertices",
     "n_voxels", "mesh", "mean_distance_voxels", "max_distance_voxels", "seconds"}}, "skipped": [scans],
     "failed": {scene: msg}}."""
     todo = dataset_scenes(data, scenes, split)
@@ -273,9 +276,14 @@ def predict_dataset(data: str, out: str, label_fn: LabelFn, scenes: Optional[Seq
             t0 = time.time()
             sample = load_sample(crop, max_abs_tsdf)
             if mesh_path is None:  # an RGB-D folder: no mesh to label, the voxel labels are the prediction
+                if vote_segments:
+                    raise ValueError(f"vote_segments needs the scan's mesh and segs json; {scan!r} is an RGB-D folder "
+                                     "(no _vh_clean_2.ply)")
                 labels = voxel_labels(sample, label_fn)
             else:
                 labels, nyu, dist = predict_scene(sample, label_fn, read_ply(mesh_path).vertices)
+                if vote_segments:
+                    nyu = vote_scene_segments(nyu, mesh_path)
             atomic_save_npz(npz, coords=sample.coords, labels=labels, gt_labels=sample.labels,
                             crop_origin=sample.crop_origin, voxel_size=np.asarray(sample.voxel_size, np.float64),
                             voxel_to_world=np.asarray(sample.voxel_to_world, np.float64),
