@@ -17,8 +17,8 @@ from sparse3d.tasks.segmentation.benchmark import evaluate
 from sparse3d.tasks.segmentation.benchmark_cli import register_predict
 from sparse3d.tasks.segmentation.predict import predict_dataset
 from sparse3d.tasks.segmentation.sample import SegSample
-from sparse3d.tasks.segmentation.segment_vote import (segs_path_of_mesh, vote_over_segments,
-                                                      vote_scene_segments)
+from sparse3d.tasks.segmentation.segment_vote import (scene_segments, segs_path_of_mesh, vote_over_segments,
+                                                      vote_scene_segments, vote_scores_over_segments)
 from sparse3d.utils.argtypes import polish_help
 
 
@@ -35,11 +35,25 @@ def test_majority_by_hand_ties_to_the_smallest_id():
     assert vote_over_segments(np.zeros(0, np.uint8), np.zeros(0, np.int64)).shape == (0,)
 
 
+def test_score_vote_sums_probabilities_per_segment():
+    """Two confident vertices outweigh three hesitant ones, where a majority of labels would not."""
+    p = np.array([[0.9, 0.1, 0.0], [0.9, 0.1, 0.0], [0.4, 0.6, 0.0], [0.4, 0.6, 0.0], [0.45, 0.55, 0.0],
+                  [0.0, 0.2, 0.8]], np.float32)
+    segs = np.array([3, 3, 3, 3, 3, 7])
+    assert vote_scores_over_segments(p, segs).tolist() == [0, 0, 0, 0, 0, 2]
+    assert vote_over_segments(p.argmax(1), segs).tolist() == [1, 1, 1, 1, 1, 2]
+    assert vote_scores_over_segments(np.full((2, 4), 0.25), np.array([0, 0])).tolist() == [0, 0]  # tie: smallest
+    with pytest.raises(ValueError, match=r"scores must be float \[V, C\] \(class scores per vertex\), got int64 \(6,\)"):
+        vote_scores_over_segments(segs, segs)
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match=r"segments must be \[V\] = \[3\] \(one segment id per vertex\), got shape \(2,\)"):
         vote_over_segments(np.zeros(3, np.uint8), np.zeros(2, np.int64))
-    with pytest.raises(TypeError, match="labels and segments must be integer arrays, got float64"):
+    with pytest.raises(TypeError, match="labels must be an integer array, got float64"):
         vote_over_segments(np.zeros(3), np.zeros(3, np.int64))
+    with pytest.raises(TypeError, match="segments must be an integer array, got float64"):
+        vote_over_segments(np.zeros(3, np.uint8), np.zeros(3))
     with pytest.raises(ValueError, match="labels must be >= 0, got min -2"):
         vote_over_segments(np.array([1, -2]), np.zeros(2, np.int64))
     with pytest.raises(ValueError, match="mesh_path must end in '_vh_clean_2.ply'"):
@@ -107,9 +121,44 @@ def test_predict_with_votes_scores_higher_and_errors_name_the_file(scans, tmp_pa
     os.remove(gone)
     with pytest.raises(FileNotFoundError, match="segs.json: the scan's over-segmentation not found"):
         vote_scene_segments(np.zeros(5, np.uint8), os.path.join(crops, "scene0000_00", "scene0000_00_vh_clean_2.ply"))
-    with pytest.raises(ValueError, match=r"has \d+ segIndices, but 5 vertex labels were predicted"):
-        vote_scene_segments(np.zeros(5, np.uint8),
-                            os.path.join(scans["scans"], "scene0000_00", "scene0000_00_vh_clean_2.ply"))
+    with pytest.raises(ValueError, match=r"has \d+ segIndices, but .*scene0000_00_vh_clean_2.ply has 5 vertices"):
+        scene_segments(os.path.join(scans["scans"], "scene0000_00", "scene0000_00_vh_clean_2.ply"), 5)
+    # an RGB-D folder has no mesh and no segs json: voting is refused for it, by name
+    import json
+    rgbd = str(tmp_path / "crops_rgbd")
+    shutil.copytree(scans["crops"], rgbd)
+    rec_path = os.path.join(rgbd, "scene0000_00", "_scene.json")
+    rec = json.load(open(rec_path))
+    rec["source_kind"] = "rgbd"
+    json.dump(rec, open(rec_path, "w"))
+    r = predict_dataset(rgbd, str(tmp_path / "rgbd_pred"), _noisy_oracle, progress=False, vote_segments=True)
+    assert "vote_segments needs the scan's mesh and segs json; 'scene0000_00' is an RGB-D folder" in \
+        r["failed"]["scene0000_00"] and "scene0001_00" in r["done"]
+
+
+def _noisy_scores(sample: SegSample) -> np.ndarray:
+    """float32 [N, 20]: the noisy oracle's labels as a confident one-hot, blurred towards uniform."""
+    return (np.eye(20, dtype=np.float32)[_noisy_oracle(sample)] * 0.8 + 0.01).astype(np.float32)
+
+
+def test_scores_from_the_label_fn_are_voted_and_argmaxed(scans, tmp_path):
+    """A label_fn may return class scores [N, 20]: the voxel labels are their argmax, and voting with them
+    gives what voting the one-hot of the same labels gives."""
+    a, b = str(tmp_path / "labels"), str(tmp_path / "scores")
+    for fn, out in ((_noisy_oracle, a), (_noisy_scores, b)):
+        assert not predict_dataset(scans["crops"], out, fn, progress=False, vote_segments=True)["failed"]
+    for scan in ("scene0000_00", "scene0001_00"):
+        np.testing.assert_array_equal(read_label_file(os.path.join(a, scan + ".txt")),
+                                      read_label_file(os.path.join(b, scan + ".txt")))
+        with np.load(os.path.join(b, scan + "_voxels.npz")) as z:
+            assert z["labels"].dtype == np.uint8 and z["labels"].max() < 20
+    with pytest.raises(ValueError, match=r"label_fn must return \[N\] = \[\d+\] labels or float \[N, 20\] class "
+                                         r"scores"):
+        from sparse3d.tasks.segmentation.predict import voxel_scores
+        from sparse3d.tasks.segmentation.predict import dataset_scenes
+        from sparse3d.tasks.segmentation.sample import load_sample
+        sample = load_sample(dataset_scenes(scans["crops"])[0][1])
+        voxel_scores(sample, lambda smp: np.zeros((len(smp), 19), np.float32))
 
 
 def test_the_command_takes_vote_segments(scans, tmp_path, capsys, one_thread):

@@ -38,7 +38,8 @@ def register_predict(psub: "argparse._SubParsersAction") -> None:
                         "shifted, class probabilities averaged per voxel (1 = the scene as it is)")
     p.add_argument("--vote-segments", action="store_true",
                    help="each segment of the scan's _vh_clean_2.0.010000.segs.json (the over-segmentation ScanNet's "
-                        "annotators labelled, shipped with every scan) takes the majority label of its vertices")
+                        "annotators labelled, shipped with every scan) takes the argmax of its vertices' summed U-Net class "
+                        "probabilities (the sliding window's: the majority of their labels)")
     p.add_argument("--max-abs-tsdf", type=positive_float, default=None,
                    help="near-surface band of voxels fed to the model, voxels (default: the checkpoint's "
                         "max_abs_tsdf, else 1)")
@@ -68,7 +69,8 @@ def register_eval(esub: "argparse._SubParsersAction") -> None:
 def _predict(args: argparse.Namespace) -> int:
     from sparse3d.tasks.segmentation.predict import checkpoint_label_fn, predict_dataset
     try:
-        fn, task, band = checkpoint_label_fn(args.checkpoint, args.device, args.backend, args.tta)
+        fn, task, band = checkpoint_label_fn(args.checkpoint, args.device, args.backend, args.tta,
+                                             scores=args.vote_segments)
         s = predict_dataset(args.data, args.out, fn, scenes=args.scenes, split=args.split, overwrite=args.overwrite,
                             progress=not args.quiet, max_abs_tsdf=args.max_abs_tsdf or band,
                             vote_segments=args.vote_segments)

@@ -49,8 +49,8 @@ def register(dsub) -> None:
                    help="also score the U-Net with this many test-time views (right-angle turns, flips, shifts; "
                         "class probabilities averaged), as a third column; 1 = only the plain U-Net (default: 8)")
     p.add_argument("--no-vote", action="store_true",
-                   help="leave out the column where each segment of a room's segs json takes the majority label of "
-                        "the last U-Net column (`predict segmentation --vote-segments`)")
+                   help="leave out the column where each segment of a room's segs json takes the class of "
+                        "the last U-Net column by summed class probabilities (`predict segmentation --vote-segments`)")
     p.add_argument("--device", type=device, default="cpu", help="torch device: cpu, cuda or cuda:N")
     p.add_argument("--threads", type=positive_int, default=_cores(),
                    help="torch/OpenMP threads (the cores this process may use)")
@@ -173,7 +173,7 @@ def run_demo(args: argparse.Namespace) -> int:
     results: Dict[str, Dict] = {}
     for name, (ckpt, tta, vote, folder) in models.items():
         t_stage = time.time()
-        label_fn, task, band = checkpoint_label_fn(ckpt, args.device, tta=tta)
+        label_fn, task, band = checkpoint_label_fn(ckpt, args.device, tta=tta, scores=vote)
         pred_dir = os.path.join(out, "predictions", folder)
         _log(f"{name}: predicting {len(test_ids)} held-out rooms -> {pred_dir}", t0)
         costs = _predict(label_fn, test_data, pred_dir, band, vote)

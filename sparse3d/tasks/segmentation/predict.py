@@ -12,7 +12,8 @@ line, one line per vertex: what `sparse3d eval segmentation` and the benchmark s
     vertex_labels(voxel_points, voxel_labels, vertex_points)           # the nearest-voxel transfer alone
 
 The model call is a ``label_fn(sample) -> np.uint8 [N]`` (ScanNet-20 class per voxel, in the sample's
-voxel order): :func:`checkpoint_label_fn` builds it from a checkpoint of task "segmentation" (the U-Net)
+voxel order), or float ``[N, 20]`` class scores (probabilities) whose argmax is the class, which segment voting
+sums: :func:`checkpoint_label_fn` builds it from a checkpoint of task "segmentation" (the U-Net)
 or "segmentation-window" (the sliding-window baseline); :func:`module_label_fn` from any module
 SparseTensor -> SparseTensor of 20 logits.
 
@@ -35,7 +36,8 @@ from data_tools.scannet.benchmark_export import MESH_SUFFIX, write_label_file
 from data_tools.scannet.labels import SCANNET20_NYU40_IDS
 from data_tools.scannet.ply import read_ply
 from sparse3d.tasks.segmentation.sample import SegSample, load_sample
-from sparse3d.tasks.segmentation.segment_vote import vote_scene_segments
+from sparse3d.tasks.segmentation.segment_vote import (scene_segments, vote_over_segments,
+                                                      vote_scores_over_segments)
 from sparse3d.tensor import SparseTensor
 from sparse3d.utils.atomic_io import atomic_save_npz
 
@@ -59,13 +61,14 @@ def world_to_local(points: np.ndarray, voxel_to_world: np.ndarray, crop_origin: 
 
 
 def vertex_labels(voxel_points: np.ndarray, voxel_labels: np.ndarray, vertex_points: np.ndarray,
-                  return_distance: bool = False) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+                  return_distance: bool = False, return_index: bool = False) -> Union[np.ndarray, Tuple[np.ndarray, ...]]:
     """nyu40 id uint8 [V] of each vertex: the ScanNet-20 label of its nearest voxel (scipy cKDTree), mapped
     to nyu40 (0..19 -> the 20 benchmark ids).
 
     voxel_points float [N,3] and vertex_points float [V,3] in one frame (world metres, or voxel units:
     crop-local voxel coordinates and :func:`world_to_local` of the vertices); voxel_labels int [N] in 0..19.
-    return_distance: also return float64 [V] the distance to that voxel (in the points' unit)."""
+    return_distance: also return float64 [V] the distance to that voxel (in the points' unit); return_index: then
+    also int64 [V] that voxel's index."""
     from scipy.spatial import cKDTree
     vp = np.asarray(voxel_points, np.float64)
     lab = np.asarray(voxel_labels)
@@ -81,7 +84,12 @@ def vertex_labels(voxel_points: np.ndarray, voxel_labels: np.ndarray, vertex_poi
         raise ValueError(f"vertex_points must be float [V, 3], got shape {q.shape}")
     dist, idx = cKDTree(vp).query(q, k=1)
     out = _TO_NYU40[lab.astype(np.int64)[idx]] if len(q) else np.zeros(0, np.uint8)
-    return (out, np.asarray(dist, np.float64)) if return_distance else out
+    extra: Tuple[np.ndarray, ...] = ()
+    if return_distance:
+        extra += (np.asarray(dist, np.float64),)
+    if return_index:
+        extra += (np.asarray(idx, np.int64).reshape(-1),)
+    return (out,) + extra if extra else out
 
 
 def module_label_fn(module: torch.nn.Module, features: Callable[[SegSample], torch.Tensor],
@@ -122,20 +130,25 @@ def checkpoint_info(path: str) -> Tuple[str, float]:
     return str(state["task"]), float(band)
 
 
-def checkpoint_label_fn(path: str, device: str = "cpu", backend: Optional[str] = None, tta: int = 1
-                        ) -> Tuple[LabelFn, str, float]:
+def checkpoint_label_fn(path: str, device: str = "cpu", backend: Optional[str] = None, tta: int = 1,
+                        scores: bool = False) -> Tuple[LabelFn, str, float]:
     """(label_fn, task, max_abs_tsdf) of a checkpoint (see :func:`checkpoint_info`): task "segmentation"
     (the sparse U-Net, run on the whole scene at once; ``backend`` = its sparse convolution backend, None =
     as trained; ``tta`` = test-time views whose class probabilities are averaged, 1..8, ``sparse3d.utils.test_time_views.tta_views``)
     or "segmentation-window" (the sliding-window dense baseline: ``window_infer``'s load_window_model and
-    sliding_window_labels; no backend, tta 1). Another task is a ValueError naming the file."""
+    sliding_window_labels; no backend, tta 1). ``scores``: the U-Net's label_fn returns its class probabilities
+    float32 [N, 20] instead of the argmax (the baseline always returns labels). Another task is a ValueError
+    naming the file."""
     task, max_abs_tsdf = checkpoint_info(path)
     if task == "segmentation":
         from sparse3d.tasks.segmentation.checkpoint import load_model
-        from sparse3d.tasks.segmentation.model import predict_labels
+        from sparse3d.tasks.segmentation.model import predict_labels, predict_logits
         from sparse3d.utils.test_time_views import tta_views
         tta_views(tta)  # checks tta before any scene is read
         model, model_cfg = load_model(path, device)
+        if scores:
+            return (lambda s: predict_logits(model, s, model_cfg, backend=backend, tta=tta).cpu().numpy()), task, \
+                max_abs_tsdf
         return (lambda s: predict_labels(model, s, model_cfg, backend=backend, tta=tta)), task, max_abs_tsdf
     if task == "segmentation-window":
         from sparse3d.tasks.segmentation.window_infer import load_window_model, sliding_window_labels
@@ -183,26 +196,41 @@ def scene_mesh_path(crop_path: str) -> Tuple[str, Optional[str]]:
     return scan, mesh
 
 
+def voxel_scores(sample: SegSample, label_fn: LabelFn) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """(uint8 [N] label_fn's class 0..19 of every voxel of the sample, float [N, 20] its class scores or None when
+    label_fn returns labels); the shape checked."""
+    out = np.asarray(label_fn(sample))
+    if out.ndim == 2 and out.shape == (len(sample), N_CLASSES) and np.issubdtype(out.dtype, np.floating):
+        return out.argmax(1).astype(np.uint8), out
+    if out.shape != (len(sample),):
+        raise ValueError(f"label_fn must return [N] = [{len(sample)}] labels or float [N, {N_CLASSES}] class scores "
+                         f"(one row per voxel of {sample.scene_id!r}), got {out.dtype} {out.shape}")
+    return out.astype(np.uint8), None
+
+
 def voxel_labels(sample: SegSample, label_fn: LabelFn) -> np.ndarray:
-    """uint8 [N]: label_fn's class 0..19 of every voxel of the sample (its length checked)."""
-    labels = np.asarray(label_fn(sample))
-    if labels.shape != (len(sample),):
-        raise ValueError(f"label_fn must return [N] = [{len(sample)}] labels (one per voxel of "
-                         f"{sample.scene_id!r}), got shape {labels.shape}")
-    return labels.astype(np.uint8)
+    """uint8 [N]: label_fn's class 0..19 of every voxel of the sample (see :func:`voxel_scores`)."""
+    return voxel_scores(sample, label_fn)[0]
 
 
-def predict_scene(sample: SegSample, label_fn: LabelFn, vertices: np.ndarray) -> Tuple[np.ndarray, np.ndarray,
-                                                                                          np.ndarray]:
+def predict_scene(sample: SegSample, label_fn: LabelFn, vertices: np.ndarray, segments: Optional[np.ndarray] = None
+                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(voxel labels uint8 [N] 0..19, vertex nyu40 uint8 [V], vertex-to-voxel distance float64 [V] in voxels)
-    of one whole-scene sample (needs voxel_to_world) and its mesh vertices float [V,3] (world metres)."""
+    of one whole-scene sample (needs voxel_to_world) and its mesh vertices float [V,3] (world metres).
+    segments: int [V] segment id per vertex: each segment takes the argmax of its vertices' summed class scores
+    (label_fn's scores of each vertex's nearest voxel), or the majority of their labels when label_fn gives labels."""
     if sample.voxel_to_world is None:
         raise ValueError(f"sample {sample.scene_id!r} has no voxel_to_world: vertices cannot be placed in its lattice")
     if len(sample) == 0:
         raise ValueError(f"sample {sample.scene_id!r} has no voxels to label the mesh from")
-    labels = voxel_labels(sample, label_fn)
+    labels, scores = voxel_scores(sample, label_fn)
     local = world_to_local(vertices, sample.voxel_to_world, sample.crop_origin)
-    nyu, dist = vertex_labels(sample.coords, labels, local, return_distance=True)
+    nyu, dist, nearest = vertex_labels(sample.coords, labels, local, return_distance=True, return_index=True)
+    if segments is not None:
+        if scores is None:
+            nyu = vote_over_segments(nyu, segments)
+        else:
+            nyu = _TO_NYU40[vote_scores_over_segments(scores[nearest], segments)]
     return labels, nyu, dist
 
 
@@ -247,8 +275,8 @@ def predict_dataset(data: str, out: str, label_fn: LabelFn, scenes: Optional[Seq
     (see :func:`dataset_scenes`). A scan without a `_vh_clean_2.ply` (an RGB-D folder) gets only the voxel
     labels (`_voxels.npz`; its entry in "done" has "mesh": None). Resumable: a scan whose `.txt` (without a
     mesh: `_voxels.npz`) exists is skipped unless ``overwrite``; a scene that fails is recorded and the run goes
-    on. ``vote_segments``: each segment of the scan's `_vh_clean_2.0.010000.segs.json` takes the majority label of
-    its vertices (``segment_vote``); a scan without a mesh or segs json then fails. Two selected scenes of one scan (preprocess --pairs) are an error. Returns {"done": {scan: {"n_vertices",
+    on. ``vote_segments``: each segment of the scan's `_vh_clean_2.0.010000.segs.json` takes the argmax of
+    its vertices' summed class scores, or their majority label when label_fn gives labels (``segment_vote``); a scan without a mesh or segs json then fails. Two selected scenes of one scan (preprocess --pairs) are an error. Returns {"done": {scan: {"n_vertices",
     "n_voxels", "mesh", "mean_distance_voxels", "max_distance_voxels", "seconds"}}, "skipped": [scans],
     "failed": {scene: msg}}."""
     todo = dataset_scenes(data, scenes, split)
@@ -281,9 +309,9 @@ def predict_dataset(data: str, out: str, label_fn: LabelFn, scenes: Optional[Seq
                                      "(no _vh_clean_2.ply)")
                 labels = voxel_labels(sample, label_fn)
             else:
-                labels, nyu, dist = predict_scene(sample, label_fn, read_ply(mesh_path).vertices)
-                if vote_segments:
-                    nyu = vote_scene_segments(nyu, mesh_path)
+                vertices = read_ply(mesh_path).vertices
+                segs = scene_segments(mesh_path, len(vertices)) if vote_segments else None
+                labels, nyu, dist = predict_scene(sample, label_fn, vertices, segs)
             atomic_save_npz(npz, coords=sample.coords, labels=labels, gt_labels=sample.labels,
                             crop_origin=sample.crop_origin, voxel_size=np.asarray(sample.voxel_size, np.float64),
                             voxel_to_world=np.asarray(sample.voxel_to_world, np.float64),
