@@ -34,6 +34,42 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(scope="session")
+def seg_scans(tmp_path_factory):
+    """Two synthetic scans in the ScanNet layout (seed 5, 12 frames of 48x36), their whole-scene crops at 10 cm
+    (input fused from every frame, val split = one scan) and their benchmark ground truth:
+    {"root", "scans", "crops", "gt"} (paths; tests write their own outputs elsewhere)."""
+    from data_tools import generate_scenes, preprocess, recipe_config
+    from data_tools.scannet.benchmark_export import export_gt
+    root = tmp_path_factory.mktemp("seg_scans")
+    scans = str(root / "scans")
+    generate_scenes(scans, 2, seed=5, n_frames=12, width=48, height=36)
+    crops = str(root / "crops")
+    s = preprocess(scans, crops, recipe_config("completion", placement="whole", voxel_size=0.1, input_fraction=1.0,
+                                               segments=1), progress=False, val_fraction=0.5)
+    assert not s["failed"]
+    gt = str(root / "gt")
+    assert export_gt(scans, gt, progress=False)["failed"] == {}
+    return {"root": root, "scans": scans, "crops": crops, "gt": gt}
+
+
+@pytest.fixture
+def predict_cli():
+    """``run(argv) -> exit code`` of a parser holding only `sparse3d predict segmentation`."""
+    import argparse
+
+    from sparse3d.tasks.segmentation.benchmark_cli import register_predict
+    from sparse3d.utils.argtypes import polish_help
+
+    def run(argv):
+        parser = argparse.ArgumentParser(prog="sparse3d")
+        register_predict(parser.add_subparsers(dest="command", required=True).add_parser("predict").add_subparsers(
+            dest="task", required=True))
+        args = polish_help(parser).parse_args(argv)
+        return int(args.func(args) or 0)
+    return run
+
+
 FIRST_MODULES = ("test_dense_reference.py",)
 
 

@@ -3,23 +3,19 @@ the majority label of its vertices; checked by hand, against the ground truth's 
 through the command on real files in the ScanNet layout."""
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 
 import numpy as np
 import pytest
 
-from data_tools import generate_scenes, preprocess, recipe_config
-from data_tools.scannet.benchmark_export import export_gt, read_label_file
+from data_tools.scannet.benchmark_export import read_label_file
 from data_tools.scannet.labels import read_segs
 from sparse3d.tasks.segmentation.benchmark import evaluate
-from sparse3d.tasks.segmentation.benchmark_cli import register_predict
 from sparse3d.tasks.segmentation.predict import predict_dataset
 from sparse3d.tasks.segmentation.sample import SegSample
 from sparse3d.tasks.segmentation.segment_vote import (scene_segments, segs_path_of_mesh, vote_over_segments,
                                                       vote_scene_segments, vote_scores_over_segments)
-from sparse3d.utils.argtypes import polish_help
 
 
 def test_majority_by_hand_ties_to_the_smallest_id():
@@ -60,19 +56,9 @@ def test_bad_arguments_are_named():
         segs_path_of_mesh("scene0000_00.ply")
 
 
-@pytest.fixture(scope="module")
-def scans(tmp_path_factory):
-    """Two synthetic scans (ScanNet layout) and their whole-scene crops at 10 cm."""
-    root = tmp_path_factory.mktemp("seg_vote")
-    scans = str(root / "scans")
-    generate_scenes(scans, 2, seed=5, n_frames=12, width=48, height=36)
-    crops = str(root / "crops")
-    s = preprocess(scans, crops, recipe_config("completion", placement="whole", voxel_size=0.1, input_fraction=1.0,
-                                               segments=1), progress=False, val_fraction=0.5)
-    assert not s["failed"]
-    gt = str(root / "gt")
-    assert export_gt(scans, gt, progress=False)["failed"] == {}
-    return {"root": root, "scans": scans, "crops": crops, "gt": gt}
+@pytest.fixture
+def scans(seg_scans):
+    return seg_scans
 
 
 def test_the_ground_truth_is_a_fixed_point(scans):
@@ -98,14 +84,6 @@ def _noisy_oracle(sample: SegSample) -> np.ndarray:
     flip = rng.random(len(lab)) < 0.3
     lab[flip] = rng.integers(0, 20, int(flip.sum()))
     return lab
-
-
-def _cli(argv):
-    parser = argparse.ArgumentParser(prog="sparse3d")
-    register_predict(parser.add_subparsers(dest="command", required=True).add_parser("predict").add_subparsers(
-        dest="task", required=True))
-    args = polish_help(parser).parse_args(argv)
-    return int(args.func(args) or 0)
 
 
 def test_predict_with_votes_scores_higher_and_errors_name_the_file(scans, tmp_path):
@@ -161,7 +139,7 @@ def test_scores_from_the_label_fn_are_voted_and_argmaxed(scans, tmp_path):
         voxel_scores(sample, lambda smp: np.zeros((len(smp), 19), np.float32))
 
 
-def test_the_command_takes_vote_segments(scans, tmp_path, capsys, one_thread):
+def test_the_command_takes_vote_segments(scans, tmp_path, capsys, one_thread, predict_cli):
     import torch
     from sparse3d.tasks.segmentation.config import SegmentationModelConfig, SegmentationTrainConfig
     from sparse3d.tasks.segmentation.model import SegmentationUNet
@@ -172,7 +150,7 @@ def test_the_command_takes_vote_segments(scans, tmp_path, capsys, one_thread):
     save_checkpoint(ckpt, {"model": SegmentationUNet(cfg.model).state_dict(), "config": cfg.to_dict(),
                            "data": {"voxel_size": 0.1}}, task="segmentation")
     out = str(tmp_path / "pred")
-    assert _cli(["predict", "segmentation", ckpt, scans["crops"], "--out", out, "--vote-segments", "--quiet"]) == 0
+    assert predict_cli(["predict", "segmentation", ckpt, scans["crops"], "--out", out, "--vote-segments", "--quiet"]) == 0
     assert "2 written" in capsys.readouterr().out
     for scan in ("scene0000_00", "scene0001_00"):
         ids = read_label_file(os.path.join(out, scan + ".txt"))

@@ -2,7 +2,6 @@
 scene lattice, nearest-voxel labels, `<scan>.txt` + `<scan>_voxels.npz`, resumable, clear errors."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
@@ -10,46 +9,28 @@ import numpy as np
 import pytest
 import torch
 
-from data_tools import generate_scenes, preprocess, recipe_config
 from data_tools.scannet.benchmark_export import export_gt, read_label_file
 from data_tools.scannet.labels import SCANNET20_NYU40_IDS
 from data_tools.scannet.ply import read_ply
 from sparse3d import nn as snn
 from sparse3d.tasks.segmentation.benchmark import evaluate
-from sparse3d.tasks.segmentation.benchmark_cli import register_predict
 from sparse3d.tasks.segmentation.predict import (checkpoint_label_fn, dataset_scenes, module_label_fn,
                                                  predict_dataset, vertex_labels, world_to_local)
 from sparse3d.tasks.segmentation.sample import SegSample, load_sample
 from sparse3d.train.checkpoint import save_checkpoint
-from sparse3d.utils.argtypes import polish_help
 
 VOXEL = 0.1
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
+@pytest.fixture
+def data(seg_scans):
     """Two synthetic scans and their whole-scene crops at 10 cm, input fused from every frame."""
-    root = tmp_path_factory.mktemp("seg_predict")
-    scans = str(root / "scans")
-    generate_scenes(scans, 2, seed=5, n_frames=12, width=48, height=36)
-    crops = str(root / "crops")
-    s = preprocess(scans, crops, recipe_config("completion", placement="whole", voxel_size=VOXEL, input_fraction=1.0,
-                                               segments=1), progress=False, val_fraction=0.5)
-    assert not s["failed"]
-    return {"root": root, "scans": scans, "crops": crops}
+    return seg_scans
 
 
 def _oracle(sample: SegSample) -> np.ndarray:
     """The sample's own labels (ignore -> otherfurniture): a perfect voxel classifier."""
     return np.where(sample.labels == 255, 19, sample.labels).astype(np.uint8)
-
-
-def _cli(argv):
-    parser = argparse.ArgumentParser(prog="sparse3d")
-    register_predict(parser.add_subparsers(dest="command", required=True).add_parser("predict").add_subparsers(
-        dest="task", required=True))
-    args = polish_help(parser).parse_args(argv)
-    return int(args.func(args) or 0)
 
 
 def test_world_to_local_inverts_the_lattice_transform():
@@ -166,22 +147,22 @@ def test_prediction_errors_are_clear(data, tmp_path):
         predict_dataset(crops, str(tmp_path / "p2"), _oracle, progress=False)
 
 
-def test_checkpoints_of_another_task_are_refused(data, tmp_path, capsys):
+def test_checkpoints_of_another_task_are_refused(data, tmp_path, capsys, predict_cli):
     ckpt = str(tmp_path / "completion.pt")
     save_checkpoint(ckpt, {"model": {}, "config": {}}, task="completion")
     with pytest.raises(ValueError, match=r"completion.pt' was written by task 'completion', expected one of "
                                          r"\('segmentation', 'segmentation-window'\)"):
         checkpoint_label_fn(ckpt)
-    assert _cli(["predict", "segmentation", ckpt, data["crops"], "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert predict_cli(["predict", "segmentation", ckpt, data["crops"], "--out", str(tmp_path / "o"), "--quiet"]) == 2
     assert "written by task 'completion'" in capsys.readouterr().err
-    assert _cli(["predict", "segmentation", str(tmp_path / "none.pt"), data["crops"], "--out", str(tmp_path)]) == 2
+    assert predict_cli(["predict", "segmentation", str(tmp_path / "none.pt"), data["crops"], "--out", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
-        _cli(["predict", "segmentation", ckpt, data["crops"], "--out", "o", "--backend", "cuda-magic"])
+        predict_cli(["predict", "segmentation", ckpt, data["crops"], "--out", "o", "--backend", "cuda-magic"])
     assert e.value.code == 2
 
 
-def test_predict_command_with_unet_and_window_checkpoints(data, tmp_path, capsys, one_thread):
+def test_predict_command_with_unet_and_window_checkpoints(data, tmp_path, capsys, one_thread, predict_cli):
     """`sparse3d predict segmentation` end to end from checkpoints of both models (untrained, tiny)."""
     from sparse3d.tasks.segmentation.config import SegmentationModelConfig, SegmentationTrainConfig
     from sparse3d.tasks.segmentation.model import SegmentationUNet
@@ -199,17 +180,17 @@ def test_predict_command_with_unet_and_window_checkpoints(data, tmp_path, capsys
     n = len(read_ply(os.path.join(data["scans"], scan, scan + "_vh_clean_2.ply")).vertices)
     for ckpt, extra in ((unet, ["--backend", "torch"]), (unet, ["--tta", "3"]), (window, [])):
         out = str(tmp_path / ("pred_" + os.path.basename(ckpt)[:-3] + "_".join(extra)))
-        assert _cli(["predict", "segmentation", ckpt, data["crops"], "--out", out, "--scenes", scan, "--quiet"]
+        assert predict_cli(["predict", "segmentation", ckpt, data["crops"], "--out", out, "--scenes", scan, "--quiet"]
                     + extra) == 0
         assert "1 written" in capsys.readouterr().out
         ids = read_label_file(os.path.join(out, scan + ".txt"), n_expected=n)
         assert set(ids.tolist()) <= set(SCANNET20_NYU40_IDS)
-    assert _cli(["predict", "segmentation", window, data["crops"], "--out", str(tmp_path / "w2"), "--backend",
+    assert predict_cli(["predict", "segmentation", window, data["crops"], "--out", str(tmp_path / "w2"), "--backend",
                  "native"]) == 2
     assert "backend applies to the sparse U-Net" in capsys.readouterr().err
-    assert _cli(["predict", "segmentation", window, data["crops"], "--out", str(tmp_path / "w3"), "--tta", "2"]) == 2
+    assert predict_cli(["predict", "segmentation", window, data["crops"], "--out", str(tmp_path / "w3"), "--tta", "2"]) == 2
     assert "tta applies to the sparse U-Net" in capsys.readouterr().err
-    assert _cli(["predict", "segmentation", unet, data["crops"], "--out", str(tmp_path / "w4"), "--tta", "9"]) == 2
+    assert predict_cli(["predict", "segmentation", unet, data["crops"], "--out", str(tmp_path / "w4"), "--tta", "9"]) == 2
     assert "tta must be an int in 1..8, got 9" in capsys.readouterr().err
 
 
