@@ -92,7 +92,7 @@ def test_predict_with_votes_scores_higher_and_errors_name_the_file(scans, tmp_pa
     assert not predict_dataset(scans["crops"], voted, _noisy_oracle, progress=False, vote_segments=True)["failed"]
     a, b = evaluate(plain, scans["gt"]), evaluate(voted, scans["gt"])
     assert b.miou > a.miou + 0.1 and b.accuracy > a.accuracy + 0.1, (a.format_table(), b.format_table())
-    # a scan without its segs json fails with the file's name, the other scan is still written
+    # a missing segs json, or one of another length than the mesh, is an error naming the file
     crops = str(tmp_path / "scans_copy")
     shutil.copytree(scans["scans"], crops)
     gone = os.path.join(crops, "scene0000_00", "scene0000_00_vh_clean_2.0.010000.segs.json")
@@ -101,17 +101,6 @@ def test_predict_with_votes_scores_higher_and_errors_name_the_file(scans, tmp_pa
         vote_scene_segments(np.zeros(5, np.uint8), os.path.join(crops, "scene0000_00", "scene0000_00_vh_clean_2.ply"))
     with pytest.raises(ValueError, match=r"has \d+ segIndices, but .*scene0000_00_vh_clean_2.ply has 5 vertices"):
         scene_segments(os.path.join(scans["scans"], "scene0000_00", "scene0000_00_vh_clean_2.ply"), 5)
-    # an RGB-D folder has no mesh and no segs json: voting is refused for it, by name
-    import json
-    rgbd = str(tmp_path / "crops_rgbd")
-    shutil.copytree(scans["crops"], rgbd)
-    rec_path = os.path.join(rgbd, "scene0000_00", "_scene.json")
-    rec = json.load(open(rec_path))
-    rec["source_kind"] = "rgbd"
-    json.dump(rec, open(rec_path, "w"))
-    r = predict_dataset(rgbd, str(tmp_path / "rgbd_pred"), _noisy_oracle, progress=False, vote_segments=True)
-    assert "vote_segments needs the scan's mesh and segs json; 'scene0000_00' is an RGB-D folder" in \
-        r["failed"]["scene0000_00"] and "scene0001_00" in r["done"]
 
 
 def _noisy_scores(sample: SegSample) -> np.ndarray:

@@ -196,7 +196,7 @@ def test_predict_command_with_unet_and_window_checkpoints(data, tmp_path, capsys
 
 def test_rgbd_source_gets_voxel_labels_only(data, tmp_path):
     """A scan from an RGB-D folder has no mesh: predict writes its voxel labels (`_voxels.npz`) and no `.txt`,
-    says so in its summary ("mesh": None), and skips it on a second run."""
+    says so in its summary ("mesh": None), and skips it on a second run; segment voting fails for it."""
     import shutil
     crops = str(tmp_path / "crops")
     shutil.copytree(data["crops"], crops)
@@ -213,3 +213,7 @@ def test_rgbd_source_gets_voxel_labels_only(data, tmp_path):
         assert len(z["labels"]) == len(z["coords"]) > 0
     again = predict_dataset(crops, out, _oracle, progress=False)
     assert sorted(again["skipped"]) == ["scene0000_00", "scene0001_00"]
+    # it has no segs json either: segment voting is refused for it, by name, and the other scan is voted
+    r = predict_dataset(crops, str(tmp_path / "pred_vote"), _oracle, progress=False, vote_segments=True)
+    assert "vote_segments needs the scan's mesh and segs json; 'scene0000_00' is an RGB-D folder" in \
+        r["failed"]["scene0000_00"] and "scene0001_00" in r["done"]
