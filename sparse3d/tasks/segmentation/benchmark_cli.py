@@ -37,9 +37,9 @@ def register_predict(psub: "argparse._SubParsersAction") -> None:
                    help="U-Net test-time views (1..8): the scene turned by right angles about up, flipped and "
                         "shifted, class probabilities averaged per voxel (1 = the scene as it is)")
     p.add_argument("--vote-segments", action="store_true",
-                   help="each segment of the scan's _vh_clean_2.0.010000.segs.json (the over-segmentation ScanNet's "
-                        "annotators labelled, shipped with every scan) takes the argmax of its vertices' summed U-Net class "
-                        "probabilities (the sliding window's: the majority of their labels)")
+                   help="each segment of the scan's _vh_clean_2.0.010000.segs.json (the over-segmentation "
+                        "ScanNet's annotators labelled, shipped with every scan) takes the argmax of its vertices' "
+                        "summed U-Net class probabilities (the sliding window's: the majority of their labels)")
     p.add_argument("--max-abs-tsdf", type=positive_float, default=None,
                    help="near-surface band of voxels fed to the model, voxels (default: the checkpoint's "
                         "max_abs_tsdf, else 1)")

@@ -179,7 +179,8 @@ def run_demo(args: argparse.Namespace) -> int:
         costs = _predict(label_fn, test_data, pred_dir, band, vote)
         scores = evaluate(pred_dir, gt_dir, scenes=test_ids)
         report = write_report(scores, os.path.join(out, "scores", folder))
-        results[name] = {"task": task, "folder": folder, "tta": tta, "vote_segments": vote, "scores": scores, "report": report, "costs": costs,
+        results[name] = {"task": task, "folder": folder, "tta": tta, "vote_segments": vote, "scores": scores,
+                         "report": report, "costs": costs,
                          "seconds_median": _median([c["seconds"] for c in costs.values()]),
                          "peak_mib_median": _median([c["peak_rss_mib"] for c in costs.values()
                                                      if c.get("peak_rss_mib") is not None])}

@@ -61,7 +61,8 @@ def world_to_local(points: np.ndarray, voxel_to_world: np.ndarray, crop_origin: 
 
 
 def vertex_labels(voxel_points: np.ndarray, voxel_labels: np.ndarray, vertex_points: np.ndarray,
-                  return_distance: bool = False, return_index: bool = False) -> Union[np.ndarray, Tuple[np.ndarray, ...]]:
+                  return_distance: bool = False, return_index: bool = False
+                  ) -> Union[np.ndarray, Tuple[np.ndarray, ...]]:
     """nyu40 id uint8 [V] of each vertex: the ScanNet-20 label of its nearest voxel (scipy cKDTree), mapped
     to nyu40 (0..19 -> the 20 benchmark ids).
 
@@ -276,7 +277,9 @@ def predict_dataset(data: str, out: str, label_fn: LabelFn, scenes: Optional[Seq
     labels (`_voxels.npz`; its entry in "done" has "mesh": None). Resumable: a scan whose `.txt` (without a
     mesh: `_voxels.npz`) exists is skipped unless ``overwrite``; a scene that fails is recorded and the run goes
     on. ``vote_segments``: each segment of the scan's `_vh_clean_2.0.010000.segs.json` takes the argmax of
-    its vertices' summed class scores, or their majority label when label_fn gives labels (``segment_vote``); a scan without a mesh or segs json then fails. Two selected scenes of one scan (preprocess --pairs) are an error. Returns {"done": {scan: {"n_vertices",
+    its vertices' summed class scores, or their majority label when label_fn gives labels (``segment_vote``); a
+    scan without a mesh or segs json then fails. Two selected scenes of one scan (preprocess --pairs) are an error.
+    Returns {"done": {scan: {"n_vertices",
     "n_voxels", "mesh", "mean_distance_voxels", "max_distance_voxels", "seconds"}}, "skipped": [scans],
     "failed": {scene: msg}}."""
     todo = dataset_scenes(data, scenes, split)
