@@ -65,6 +65,52 @@ def test_logits_shape_and_coordinates():
     assert y.shape == (len(x),) and y.dtype == torch.int64
 
 
+def test_sample_norm_unet_predicts_a_scene_as_it_trains_on_it_alone():
+    """norm "sample": every normalisation is SampleNorm (no BatchNorm left, no running statistics); a scene's logits
+    are the same in training and evaluation mode, and the same alone as in a batch with another scene."""
+    torch.manual_seed(0)
+    cfg = SegmentationModelConfig(widths=(8, 12, 16), in_features=("color", "height"), norm="sample")
+    net = SegmentationUNet(cfg).double()
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in net.modules())
+    assert sum(isinstance(m, snn.SampleNorm) for m in net.modules()) == \
+        sum(isinstance(m, snn.BatchNorm) for m in SegmentationUNet(
+            SegmentationModelConfig(widths=(8, 12, 16), in_features=("color", "height"), norm="batch")).modules()) > 0
+    assert not any("running" in k for k in net.state_dict())
+    a, b = room(0), room(1)
+    xa, _ = batch_of([a], cfg)
+    xab, _ = batch_of([a, b], cfg)
+    xa, xab = xa.replace(xa.feats.double()), xab.replace(xab.feats.double())
+    with torch.no_grad():
+        train_out = net.train()(xa).feats
+        eval_out = net.eval()(xa).feats
+        pair = net(xab)
+    torch.testing.assert_close(train_out, eval_out)
+    first = pair.coords[:, 0] == 0
+    torch.testing.assert_close(pair.feats[first], eval_out)
+    # a BatchNorm net trained on one scene per batch is the same function in training mode
+    bn_net = SegmentationUNet(SegmentationModelConfig(widths=(8, 12, 16), in_features=("color", "height"),
+                                                      norm="batch")).double()
+    bn_layers = {n for n, m in bn_net.named_modules() if isinstance(m, snn.BatchNorm)}
+    bn_state = {}
+    for k, v in bn_net.state_dict().items():
+        layer, _, name = k.rpartition(".module.")
+        if layer in bn_layers and name in ("weight", "bias"):
+            bn_state[f"{layer}.{name}"] = v
+        elif layer not in bn_layers:
+            bn_state[k] = v
+    net.load_state_dict(bn_state)
+    with torch.no_grad():
+        torch.testing.assert_close(net(xa).feats, bn_net.train()(xa).feats)
+
+
+def test_configs_written_before_the_norm_option_read_as_batch_norm():
+    old = SegmentationTrainConfig().to_dict()
+    del old["model"]["norm"]
+    assert SegmentationTrainConfig.from_dict(old).model.norm == "batch"
+    assert SegmentationTrainConfig.from_dict(SegmentationTrainConfig().to_dict()).model.norm == "sample"
+    assert SegmentationModelConfig().norm == "sample"
+
+
 def test_depth_and_widths_are_configurable():
     for widths, blocks in (((4,), 1), ((4, 6, 8, 10, 12), 2)):
         net = SegmentationUNet(SegmentationModelConfig(widths=widths, blocks=blocks, in_features=("color",)))
@@ -332,6 +378,7 @@ def test_random_box_stays_inside_and_whole_returns_sample():
     ({"model": {"widths": []}}, "widths must be a non-empty list"),
     ({"model": {"in_features": ["colour"]}}, r"in_features must be .*got \['colour'\]"),
     ({"model": {"blocks": 0}}, "blocks must be an int >= 1, got 0"),
+    ({"model": {"norm": "instance"}}, r"norm must be one of \['batch', 'sample'\], got 'instance'"),
     ({"model": {"depth": 3}}, r"unknown model keys \['depth'\]"),
     ({"box": [4, 4, 4]}, r"box must be 3 ints >= 8 .*got \[4, 4, 4\]"),
     ({"class_weighting": "balanced"}, "class_weighting must be one of"),

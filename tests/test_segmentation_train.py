@@ -175,12 +175,25 @@ def test_cli_trains_and_bad_values_exit_2(rooms, tmp_path, capsys):
     out = tmp_path / "cli"
     args = parser.parse_args(["train", "segmentation", "--data", rooms[0], "--val-data", rooms[1], "--out", str(out),
                               "--steps", "2", "--batch-size", "2", "--widths", "8,8", "--box", "12,12,12",
-                              "--in-features", "color", "--threads", "1", "--rotate", "right"])
+                              "--in-features", "color", "--threads", "1", "--rotate", "right", "--norm", "batch"])
     assert args.func(args) == 0
     assert "held-out mIoU" in capsys.readouterr().out
     cfg = json.load(open(out / "config.json"))
     assert cfg["model"]["widths"] == [8, 8] and cfg["box"] == [12, 12, 12] and cfg["rotate"] == "right"
-    for bad in (["--box", "4,4,4"], ["--widths", "8,x"], ["--in-features", "rgb"], ["--class-weighting", "yes"]):
+    assert cfg["model"]["norm"] == "batch"
+    # the defaults: whole scenes, one per batch, each normalised over its own voxels
+    out = tmp_path / "cli_whole"
+    args = parser.parse_args(["train", "segmentation", "--data", rooms[0], "--val-data", rooms[1], "--out", str(out),
+                              "--steps", "2", "--widths", "8,8", "--in-features", "color", "--threads", "1"])
+    assert args.func(args) == 0
+    assert "held-out mIoU" in capsys.readouterr().out
+    cfg = json.load(open(out / "config.json"))
+    assert cfg["model"]["norm"] == "sample" and cfg["box"] == [0, 0, 0] and cfg["batch_size"] == 1
+    from sparse3d.tasks.segmentation.checkpoint import load_model
+    model, model_cfg = load_model(str(out / "last.pt"))
+    assert model_cfg.norm == "sample" and not any("running" in k for k in model.state_dict())
+    for bad in (["--box", "4,4,4"], ["--widths", "8,x"], ["--in-features", "rgb"], ["--class-weighting", "yes"],
+                ["--norm", "layer"]):
         with pytest.raises(SystemExit) as e:
             parser.parse_args(["train", "segmentation", "--data", rooms[0], *bad])
         assert e.value.code == 2

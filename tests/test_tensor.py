@@ -104,7 +104,7 @@ def test_to_dtype_and_device():
 def test_empty_tensor_flows_through_every_op():
     x = s3d.SparseTensor(torch.zeros(0, 4, dtype=torch.int32), torch.zeros(0, 3))
     assert x.batch_size == 0 and x.dense().shape == (0, 3, 0, 0, 0)
-    net = [s3d.nn.SubMConv3d(3, 4), s3d.nn.BatchNorm(4), s3d.nn.ReLU(), s3d.nn.Conv3d(4, 5, 2, 2),
+    net = [s3d.nn.SubMConv3d(3, 4), s3d.nn.BatchNorm(4), s3d.nn.SampleNorm(4), s3d.nn.ReLU(), s3d.nn.Conv3d(4, 5, 2, 2),
            s3d.nn.ConvTranspose3d(5, 4, 2, 2), s3d.nn.Conv3d(4, 6, 3, 2), s3d.nn.GenerativeConvTranspose3d(6, 2),
            s3d.nn.MaxPool3d(), s3d.nn.AvgPool3d(), s3d.nn.Linear(2, 3)]
     y = x

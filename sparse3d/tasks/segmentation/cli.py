@@ -12,7 +12,7 @@ import argparse
 from typing import List
 
 from sparse3d.tasks.segmentation.config import (BACKENDS, BOX_CENTRES, CLASS_WEIGHTING, FEATURE_CHANNELS,
-                                                LR_SCHEDULES, ROTATIONS, SegmentationModelConfig,
+                                                LR_SCHEDULES, NORMS, ROTATIONS, SegmentationModelConfig,
                                                 SegmentationTrainConfig)
 from sparse3d.train.cli_options import LOOP_OPTIONS, Option, add_overrides, given_overrides, run_train_command
 from sparse3d.utils.argtypes import nonneg_int, positive_float, positive_int
@@ -72,6 +72,8 @@ _MODEL_OPTIONS: List[Option] = [
     ("widths", widths, None, "U-Net channels per level, finest first"),
     ("in_features", in_features, None, "input features joined by '+': color, height, normals, tsdf"),
     ("blocks", positive_int, None, "residual blocks per level, encoder and decoder"),
+    ("norm", str, NORMS, "normalisation: batch (BatchNorm) or sample (each scene or box over its own voxels, in "
+                         "training and prediction alike; for --box whole)"),
 ]
 
 

@@ -23,6 +23,7 @@ BACKENDS = ("native", "torch", "spconv")
 CLASS_WEIGHTING = ("none", "median_freq", "inv_log")
 LR_SCHEDULES = ("cosine", "constant")
 ROTATIONS = ("any", "right", "none")
+NORMS = ("batch", "sample")
 BOX_CENTRES = ("class", "voxel")
 
 
@@ -36,12 +37,16 @@ class SegmentationModelConfig:
     / 3 voxels), concatenated in that order;
     widths: channels per level, finest first (len = levels; each level halves the resolution);
     blocks: residual blocks per level in the encoder and in the decoder;
+    norm: "batch" (BatchNorm: batch statistics in training, running averages at prediction) or "sample"
+    (``sparse3d.nn.SampleNorm``: each scene or box normalised over its own voxels, in training and at prediction
+    alike; for training on whole scenes, where BatchNorm's running averages do not fit any one scene);
     voxel_size: metres per voxel of the training data (set by training / load_model; None = not recorded,
     not a network parameter: prediction checks a sample against it)."""
 
     in_features: Tuple[str, ...] = ("color", "height")
     widths: Tuple[int, ...] = (32, 64, 96, 128)
     blocks: int = 1
+    norm: str = "sample"
     num_classes: int = NUM_CLASSES
     voxel_size: Optional[float] = None
 
@@ -64,6 +69,8 @@ class SegmentationModelConfig:
                              f"got {list(self.widths)}")
         if isinstance(self.blocks, bool) or not isinstance(self.blocks, int) or self.blocks < 1:
             raise ValueError(f"blocks must be an int >= 1, got {self.blocks!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {list(NORMS)}, got {self.norm!r}")
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 2:
             raise ValueError(f"num_classes must be an int >= 2, got {self.num_classes!r}")
         if self.voxel_size is not None and not float(self.voxel_size) > 0:
@@ -91,11 +98,11 @@ class SegmentationTrainConfig:
     init: str = ""  # start from this checkpoint's weights (fine-tuning); optimizer starts fresh
     seed: int = 0
     steps: int = 2000
-    batch_size: int = 4  # global batch of boxes; each DDP process takes batch_size / world_size
+    batch_size: int = 1  # global batch of boxes (whole scenes); each DDP process takes batch_size / world_size
     lr: float = 0.01
     lr_schedule: str = "cosine"  # cosine (to 1% of lr at the last step) | constant
     weight_decay: float = 1e-4
-    box: List[int] = field(default_factory=lambda: [48, 48, 64])  # training box, voxels X, Y, Z; [0,0,0] = whole scenes
+    box: List[int] = field(default_factory=lambda: [0, 0, 0])  # training box, voxels X, Y, Z; [0,0,0] = whole scenes
     box_centre: str = "class"  # box around a voxel of a uniformly drawn class present in the scene | "voxel"
     augment: bool = True
     rotate: str = "right"  # about up: right (k*90 deg, exact) | any (centres rotated, re-quantized) | none
@@ -153,8 +160,12 @@ class SegmentationTrainConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "SegmentationTrainConfig":
-        """The inverse of :meth:`to_dict`."""
-        return cls(**dict(d))
+        """The inverse of :meth:`to_dict`. A ``model`` without ``norm`` (written before that option existed,
+        when every U-Net used BatchNorm) gets norm "batch", not today's default."""
+        d = dict(d)
+        if isinstance(d.get("model"), Mapping) and "norm" not in d["model"]:
+            d["model"] = dict(d["model"], norm="batch")
+        return cls(**d)
 
     def loop_settings(self) -> LoopSettings:
         """The settings of :func:`sparse3d.train.loop.run_steps`."""

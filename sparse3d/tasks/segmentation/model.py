@@ -10,7 +10,8 @@ ScanNet-20 logits on the input's own voxels (fully convolutional: train on boxes
     head      per-voxel linear widths[0] -> num_classes
 
 A residual block is ``relu(bn(conv3(relu(bn(conv3(x))))) + shortcut(x))`` with submanifold k3 convs and a
-linear + BatchNorm shortcut when the channels change. Every conv takes the backend given to
+linear + BatchNorm shortcut when the channels change. Every "BatchNorm" is ``sparse3d.nn.SampleNorm`` instead
+when the config's ``norm`` is "sample". Every conv takes the backend given to
 ``sparse3d.nn.set_backend`` (native, spconv, torch): the weights are the same on each.
 """
 from __future__ import annotations
@@ -31,20 +32,29 @@ if TYPE_CHECKING:
     from sparse3d.tasks.segmentation.sample import SegSample
 
 
-class ResidualBlock(nn.Module):
-    """Two submanifold k3 convs with BatchNorm + ReLU and a (projected) identity shortcut;
-    feats ``[N, c_in] -> [N, c_out]`` on the same voxels."""
+def norm_layer(channels: int, norm: str = "batch") -> nn.Module:
+    """The normalisation of ``channels`` features named by ``SegmentationModelConfig.norm``."""
+    if norm == "batch":
+        return snn.BatchNorm(channels)
+    if norm == "sample":
+        return snn.SampleNorm(channels)
+    raise ValueError(f"norm must be 'batch' or 'sample', got {norm!r}")
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+
+class ResidualBlock(nn.Module):
+    """Two submanifold k3 convs with normalisation (``norm``: see :func:`norm_layer`) + ReLU and a (projected)
+    identity shortcut; feats ``[N, c_in] -> [N, c_out]`` on the same voxels."""
+
+    def __init__(self, c_in: int, c_out: int, norm: str = "batch") -> None:
         super().__init__()
         self.conv1 = snn.SubMConv3d(c_in, c_out, 3, bias=False)
-        self.bn1 = snn.BatchNorm(c_out)
+        self.bn1 = norm_layer(c_out, norm)
         self.conv2 = snn.SubMConv3d(c_out, c_out, 3, bias=False)
-        self.bn2 = snn.BatchNorm(c_out)
+        self.bn2 = norm_layer(c_out, norm)
         self.relu = snn.ReLU()
         self.shortcut: Optional[nn.Sequential] = None
         if c_in != c_out:
-            self.shortcut = nn.Sequential(snn.Linear(c_in, c_out, bias=False), snn.BatchNorm(c_out))
+            self.shortcut = nn.Sequential(snn.Linear(c_in, c_out, bias=False), norm_layer(c_out, norm))
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         h = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
@@ -52,8 +62,9 @@ class ResidualBlock(nn.Module):
         return self.relu(h.replace(h.feats + s.feats))
 
 
-def _stage(c_in: int, c_out: int, blocks: int) -> nn.Sequential:
-    return nn.Sequential(ResidualBlock(c_in, c_out), *[ResidualBlock(c_out, c_out) for _ in range(blocks - 1)])
+def _stage(c_in: int, c_out: int, blocks: int, norm: str = "batch") -> nn.Sequential:
+    return nn.Sequential(ResidualBlock(c_in, c_out, norm), *[ResidualBlock(c_out, c_out, norm)
+                                                             for _ in range(blocks - 1)])
 
 
 class SegmentationUNet(nn.Module):
@@ -68,22 +79,22 @@ class SegmentationUNet(nn.Module):
         if not isinstance(cfg, SegmentationModelConfig):
             raise TypeError(f"cfg must be a SegmentationModelConfig, got {type(cfg).__name__}")
         self.config = cfg
-        w = cfg.widths
-        self.stem = nn.Sequential(snn.SubMConv3d(cfg.in_channels, w[0], 3, bias=False), snn.BatchNorm(w[0]),
+        w, norm = cfg.widths, cfg.norm
+        self.stem = nn.Sequential(snn.SubMConv3d(cfg.in_channels, w[0], 3, bias=False), norm_layer(w[0], norm),
                                   snn.ReLU())
-        self.enc = nn.ModuleList([_stage(w[0], w[0], cfg.blocks)])
+        self.enc = nn.ModuleList([_stage(w[0], w[0], cfg.blocks, norm)])
         self.down = nn.ModuleList()
         for i in range(1, len(w)):
             self.down.append(nn.Sequential(snn.Conv3d(w[i - 1], w[i], 2, stride=2, bias=False),
-                                           snn.BatchNorm(w[i]), snn.ReLU()))
-            self.enc.append(_stage(w[i], w[i], cfg.blocks))
+                                           norm_layer(w[i], norm), snn.ReLU()))
+            self.enc.append(_stage(w[i], w[i], cfg.blocks, norm))
         self.up = nn.ModuleList()
         self.up_norm = nn.ModuleList()
         self.dec = nn.ModuleList()
         for i in range(len(w) - 2, -1, -1):  # second coarsest -> finest
             self.up.append(snn.ConvTranspose3d(w[i + 1], w[i], 2, stride=2, bias=False))
-            self.up_norm.append(nn.Sequential(snn.BatchNorm(w[i]), snn.ReLU()))
-            self.dec.append(_stage(2 * w[i], w[i], cfg.blocks))
+            self.up_norm.append(nn.Sequential(norm_layer(w[i], norm), snn.ReLU()))
+            self.dec.append(_stage(2 * w[i], w[i], cfg.blocks, norm))
         self.head = snn.Linear(w[0], cfg.num_classes)
 
     def forward(self, x: SparseTensor) -> SparseTensor:

@@ -57,14 +57,14 @@ class ThreeDMVModelConfig:
 
     def unet(self) -> JointUNetConfig:
         """The config of the joint U-Net (lifted channels = feat2d_channels when use_2d)."""
-        return JointUNetConfig(in_features=self.in_features, widths=self.widths, blocks=self.blocks,
+        return JointUNetConfig(in_features=self.in_features, widths=self.widths, blocks=self.blocks, norm="batch",
                                num_classes=self.num_classes, voxel_size=self.voxel_size,
                                extra_channels=self.feat2d_channels if self.use_2d else 0)
 
     def geometry(self) -> SegmentationModelConfig:
         """A segmentation config holding only the voxel input groups (for sample_features / augment)."""
         return SegmentationModelConfig(in_features=self.in_features, widths=self.widths, blocks=self.blocks,
-                                       num_classes=self.num_classes, voxel_size=self.voxel_size)
+                                       norm="batch", num_classes=self.num_classes, voxel_size=self.voxel_size)
 
     def net2d(self) -> Net2DConfig:
         return Net2DConfig(widths=tuple(self.widths2d), feat_channels=self.feat2d_channels,  # type: ignore[arg-type]
