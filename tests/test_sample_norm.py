@@ -55,8 +55,8 @@ def test_a_sample_of_one_voxel_gets_the_bias():
         norm.bias.copy_(torch.tensor([0.25, -0.5]))
     y = norm(x).feats
     torch.testing.assert_close(y[0], torch.tensor([0.25, -0.5], dtype=torch.float64))
-    torch.testing.assert_close(y[1:], torch.tensor([[-1.0, -1.0], [1.0, 1.0]], dtype=torch.float64) + norm.bias.detach(),
-                               atol=1e-5, rtol=0)
+    expected = torch.tensor([[-1.0, -1.0], [1.0, 1.0]], dtype=torch.float64) + norm.bias.detach()
+    torch.testing.assert_close(y[1:], expected, atol=1e-5, rtol=0)
 
 
 def test_gradcheck():

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional
 from sparse3d.utils.argtypes import device, nonneg_int, positive_int
 
 FRAMES, WIDTH, HEIGHT = 60, 160, 120  # per room: what the completion demo renders too
-TRAIN_SCENES = 60  # training rooms; held-out vertex mIoU 0.450 with the defaults (docs/segmentation.md)
+TRAIN_SCENES = 60  # training rooms; held-out vertex mIoU 0.495 with the defaults (docs/segmentation.md)
 
 
 def _cores() -> int:
