@@ -63,8 +63,12 @@ def test_gradcheck():
     x = random_sparse(40, 4, 3, batch_size=2, seed=3)
     norm = s3d.nn.SampleNorm(3).double()
     feats = x.feats.clone().requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda f, w, b: torch.nn.functional.linear(
-        norm(x.replace(f)).feats, torch.eye(3, dtype=torch.float64)) * 1.0, (feats, norm.weight, norm.bias))
+    w = torch.linspace(0.5, 2, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.linspace(-1, 1, 3, dtype=torch.float64, requires_grad=True)
+
+    def run(f, w, b):
+        return torch.func.functional_call(norm, {"weight": w, "bias": b}, (x.replace(f),)).feats
+    assert torch.autograd.gradcheck(run, (feats, w, b))
 
 
 def test_bad_arguments_are_named():
