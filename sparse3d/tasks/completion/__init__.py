@@ -9,6 +9,7 @@
     metrics.py     IoU, L1, chamfer distance, precision / recall on observed and unobserved space, reach
     predict.py     whole-scene prediction (test-time views), evaluation of one sample, meshes + sparse grid, tables
     baselines.py   diffusion_fill: classical hole filling (no learning), the reference the network must beat
+    oracles.py     observed_oracle, near_fill_oracle: ceilings that borrow the target (how much IoU is there)
     evaluate.py    `eval completion` over a dataset (skipped samples, decision-threshold tuning)
     rgbd_eval.py   `eval completion --rgbd`: input from a seeded subset of an RGB-D folder, target from all
     validation.py  validation during training (best.pt) on the data's val split
