@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Dict, List, Tuple
+from typing import Dict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -25,29 +25,12 @@ sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 
 from benchmarks.common import machine_info, print_table, write_json  # noqa: E402
+from benchmarks.completion_scenes import completion_scenes  # noqa: E402
 from sparse3d.tasks.completion.baselines import diffusion_fill  # noqa: E402
 from sparse3d.tasks.completion.checkpoint import load_model  # noqa: E402
-from sparse3d.tasks.completion.cli import INPUT_FRACTION, SEGMENTS  # noqa: E402
-from sparse3d.tasks.completion.dataset import CompletionDataset, Sample  # noqa: E402
 from sparse3d.tasks.completion.predict import predict_sample, score_prediction  # noqa: E402
-from sparse3d.tasks.completion.rgbd_eval import fuse_scan  # noqa: E402
 
 KEYS = ("iou", "l1", "chamfer_m", "precision_unobserved", "recall_unobserved")
-
-
-def scenes(args, voxel_size: float, trunc: float) -> List[Tuple[str, Sample]]:
-    """(name, whole-scene sample) of the synthetic samples and the RGB-D folder's seeded input subsets."""
-    out: List[Tuple[str, Sample]] = []
-    if args.samples:
-        ds = CompletionDataset(args.samples, split=None)
-        out += [(os.path.basename(os.path.dirname(p)), ds[i]) for i, p in enumerate(ds.paths)]
-    if args.rgbd:
-        name = os.path.basename(os.path.normpath(args.rgbd))
-        for seed in args.seeds:
-            out.append((f"{name} seed {seed}", fuse_scan(args.rgbd, voxel_size, trunc, INPUT_FRACTION, SEGMENTS, seed, True)))
-    if not out:
-        raise SystemExit("error: nothing to score: give --samples and/or --rgbd")
-    return out
 
 
 def main() -> int:
@@ -68,7 +51,8 @@ def main() -> int:
     cfg0 = nets[0][2]
     rows: Dict[str, Dict[str, Dict[str, float]]] = {}
     table = []
-    for name, sample in scenes(args, float(nets[0][1].config.voxel_size), float(cfg0.model.trunc)):
+    voxel_size, trunc = float(nets[0][1].config.voxel_size), float(cfg0.model.trunc)
+    for name, sample in completion_scenes(args.samples, args.rgbd, args.seeds, voxel_size, trunc):
         preds = {"diffusion fill": diffusion_fill(sample, occ_thresh=cfg0.occ_thresh)}
         for label, net, cfg in nets:
             for tta in sorted({1, args.tta}):

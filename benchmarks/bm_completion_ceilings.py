@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Dict, List, Tuple
+from typing import Dict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -30,32 +30,14 @@ sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 
 from benchmarks.common import machine_info, print_table, write_json  # noqa: E402
+from benchmarks.completion_scenes import completion_scenes  # noqa: E402
 from data_tools.recipes import RECIPES  # noqa: E402
 from sparse3d.tasks.completion.checkpoint import load_model  # noqa: E402
-from sparse3d.tasks.completion.cli import INPUT_FRACTION, SEGMENTS  # noqa: E402
-from sparse3d.tasks.completion.dataset import CompletionDataset, Sample  # noqa: E402
 from sparse3d.tasks.completion.oracles import near_fill_oracle, observed_oracle  # noqa: E402
 from sparse3d.tasks.completion.predict import (Prediction, decide, input_prediction, run_network,  # noqa: E402
                                                score_prediction)
-from sparse3d.tasks.completion.rgbd_eval import fuse_scan  # noqa: E402
 
 KEYS = ("iou", "iou_observed", "iou_unobserved", "precision_observed", "recall_observed")
-
-
-def scenes(args, voxel_size: float, trunc: float) -> List[Tuple[str, Sample]]:
-    """(name, whole-scene sample) of the synthetic samples and the RGB-D folder's seeded input subsets."""
-    out: List[Tuple[str, Sample]] = []
-    if args.samples:
-        ds = CompletionDataset(args.samples, split=None)
-        out += [(os.path.basename(os.path.dirname(p)), ds[i]) for i, p in enumerate(ds.paths)]
-    if args.rgbd:
-        name = os.path.basename(os.path.normpath(args.rgbd))
-        for seed in args.seeds:
-            out.append((f"{name} seed {seed}",
-                        fuse_scan(args.rgbd, voxel_size, trunc, INPUT_FRACTION, SEGMENTS, seed, True)))
-    if not out:
-        raise SystemExit("error: nothing to score: give --samples and/or --rgbd")
-    return out
 
 
 def main() -> int:
@@ -79,7 +61,7 @@ def main() -> int:
         voxel_size, trunc, occ_thresh = float(net.config.voxel_size), float(cfg.model.trunc), float(cfg.occ_thresh)
     rows: Dict[str, Dict[str, Dict[str, float]]] = {}
     table = []
-    for name, sample in scenes(args, voxel_size, trunc):
+    for name, sample in completion_scenes(args.samples, args.rgbd, args.seeds, voxel_size, trunc):
         preds: Dict[str, Prediction] = {"input": input_prediction(sample, occ_thresh),
                                         "oracle: observed": observed_oracle(sample, occ_thresh)}
         for d in args.reach:
