@@ -37,3 +37,24 @@ def test_cache_mib_is_checked(tmp_path, bad):
     root = write_tiny_dataset(str(tmp_path), n=1, size=16)
     with pytest.raises(ValueError, match="cache_mib must be a number >= 0"):
         CompletionDataset(root, cache_mib=bad)
+
+
+def test_collate_pads_samples_of_different_shapes_with_unknown_space():
+    """Whole rooms differ in shape: a batch is padded at the high end to the largest extent per axis; each
+    sample's input voxels and its known target are those it has alone, the padding is unknown target space."""
+    import torch
+
+    from sparse3d.tasks.completion.dataset import collate
+    from sparse3d.tasks.completion.procedural import procedural_sample
+    big, small = procedural_sample(16, 0), procedural_sample(16, 1).crop((0, 0, 0), 12)
+    small = type(small)(*(getattr(small, k)[:, :10] for k in KEYS), small.voxel_size, small.trunc, small.origin)
+    assert small.shape == (12, 10, 12)
+    x, t = collate([big, small])
+    assert t.shape == (16, 16, 16)
+    for b, s in enumerate((big, small)):
+        xa, ta = collate([s])
+        rows = x.coords[:, 0] == b
+        assert torch.equal(x.coords[rows, 1:], xa.coords[:, 1:]) and torch.equal(x.feats[rows], xa.feats)
+        X, Y, Z = s.shape
+        assert torch.equal(t.known[b, :X, :Y, :Z], ta.known[0]) and torch.equal(t.tsdf[b, :X, :Y, :Z], ta.tsdf[0])
+        assert int(t.known[b].sum()) == int(ta.known[0].sum())      # nothing known in the padding

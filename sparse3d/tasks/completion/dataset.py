@@ -90,22 +90,32 @@ def sparse_input(tsdf: np.ndarray, known: np.ndarray, trunc: float, frontier: bo
     return coords, feats.astype(np.float32)
 
 
+def _padded(a: np.ndarray, shape: Tuple[int, int, int], fill) -> np.ndarray:
+    """``a`` [X, Y, Z] at the low corner of a ``shape`` volume filled with ``fill`` (``a`` itself when it fits)."""
+    if a.shape == tuple(shape):
+        return a
+    out = np.full(shape, fill, a.dtype)
+    out[tuple(slice(0, n) for n in a.shape)] = a
+    return out
+
+
 def collate(samples: Sequence[Sample], frontier: bool = True, occ_thresh: float = 1.0
             ) -> Tuple[SparseTensor, CompletionTarget]:
-    """Same-shape samples -> (input SparseTensor, feats [N, 2], CompletionTarget [B, X, Y, Z])."""
+    """Samples -> (input SparseTensor, feats [N, 2], CompletionTarget [B, X, Y, Z]). Samples of different shapes
+    (whole rooms) are padded at their high end to the batch's largest extent per axis with unknown space (target
+    and input unobserved: no input voxel, no loss there)."""
     if len(samples) == 0:
         raise ValueError("samples must not be empty")
-    shapes = {s.shape for s in samples}
-    if len(shapes) != 1:
-        raise ValueError(f"samples must share one shape to be batched, got {sorted(shapes)}")
+    shape = tuple(max(s.shape[i] for s in samples) for i in range(3))
     coords, feats = [], []
     for b, s in enumerate(samples):
         c, f = sparse_input(s.input_tsdf, s.input_known, s.trunc, frontier)
         coords.append(np.concatenate([np.full((len(c), 1), b, np.int32), c], 1))
         feats.append(f)
     x = SparseTensor(torch.from_numpy(np.concatenate(coords)), torch.from_numpy(np.concatenate(feats)))
-    tgt = CompletionTarget(torch.from_numpy(np.stack([s.target_tsdf for s in samples])).float(),
-                           torch.from_numpy(np.stack([s.target_known for s in samples])), occ_thresh)
+    tgt = CompletionTarget(torch.from_numpy(np.stack([_padded(s.target_tsdf, shape, s.trunc) for s in samples])).float(),
+                           torch.from_numpy(np.stack([_padded(s.target_known, shape, False) for s in samples])),
+                           occ_thresh)
     return x, tgt
 
 
