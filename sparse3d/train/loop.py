@@ -38,7 +38,7 @@ import torch
 from tqdm import tqdm
 
 from sparse3d.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from sparse3d.train.distributed import DistInfo, init_distributed, resolve_device, shutdown
+from sparse3d.train.distributed import DistInfo, init_distributed, resolve_device, shutdown, wrap_ddp
 from sparse3d.train.jsonl import append_jsonl, read_jsonl, truncate_jsonl
 from sparse3d.train.plots import plot_metrics
 from sparse3d.utils.atomic_io import atomic_write_json, remove_stale_temps
@@ -250,8 +250,7 @@ def _run(task: StepTask, s: LoopSettings, info: DistInfo, device: torch.device, 
             plot_metrics(jsonl, os.path.join(s.out, "loss.png"), exclude=task.not_plotted, val_jsonl=val_jsonl)
     model: torch.nn.Module = net
     if info.enabled:
-        model = torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
+        model = wrap_ddp(net, device)
     bar = tqdm(range(start, s.steps), initial=start, total=s.steps, desc=f"train {task.name}",
                disable=not (progress and info.is_main), dynamic_ncols=True)
     logs: Dict[str, float] = {}
