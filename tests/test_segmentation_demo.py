@@ -5,6 +5,8 @@ measured table."""
 import json
 import os
 
+import pytest
+
 from sparse3d.cli import main
 
 
@@ -33,3 +35,20 @@ def test_demo_segmentation_smallest_run(tmp_path, capsys):
     assert os.path.getmtime(os.path.join(out, "runs", "unet", "last.pt")) == mtime
     again = json.load(open(os.path.join(out, "metrics.json")))
     assert again["models"]["sparse U-Net"]["scores"]["miou"] == m["models"]["sparse U-Net"]["scores"]["miou"]
+
+
+def test_room_plan_never_reuses_a_scene_or_a_seed():
+    """Past 100 training rooms the demo used to generate scene0100_00.. as training rooms, and the held-out
+    rooms (scene0100_00.., kept because they existed) were training rooms."""
+    from sparse3d.tasks.segmentation.demo import room_plan
+    for n_train, n_test, seed in ((60, 5, 0), (100, 5, 3), (101, 5, 0), (250, 20, 1), (7, 900, 0)):
+        plan = room_plan(n_train, n_test, seed)
+        scenes = {p: [(first + k, s * 1000 + k) for first, n, s in plan[p] for k in range(n)] for p in plan}
+        assert len(scenes["train"]) == n_train and len(scenes["test"]) == n_test
+        numbers = [a for p in scenes for a, _ in scenes[p]]
+        seeds = [b for p in scenes for _, b in scenes[p]]
+        assert len(set(numbers)) == len(numbers) and len(set(seeds)) == len(seeds)
+        assert [a for a, _ in scenes["test"]] == list(range(100, 100 + n_test))
+    assert room_plan(60, 5, 0)["train"] == [(0, 60, 0)]  # the documented demo's rooms are unchanged
+    with pytest.raises(ValueError, match="test_scenes must be <= 900, got 901"):
+        room_plan(60, 901, 0)

@@ -13,12 +13,28 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from sparse3d.utils.argtypes import device, nonneg_int, positive_int
 
 FRAMES, WIDTH, HEIGHT = 60, 160, 120  # per room: what the completion demo renders too
 TRAIN_SCENES = 60  # training rooms; held-out vertex mIoU 0.495 with the defaults (docs/segmentation.md)
+HELD_OUT_FIRST = 100  # held-out rooms are scene0100_00, scene0101_00, ...
+EXTRA_FIRST = 1000  # training rooms past the 100th are scene1000_00, ... (scene0100_00 on are held out)
+
+
+def room_plan(n_train: int, n_test: int, seed: int) -> Dict[str, List[Tuple[int, int, int]]]:
+    """{"train": [...], "test": [...]}: the ``generate_scenes`` calls (first_index, count, seed) of the demo's
+    rooms. Training rooms are scene0000_00.. (seed), and past the 100th scene1000_00.. (seed + 2); held-out rooms
+    are scene0100_00.. (seed + 1). Scene numbers never repeat, and neither do room seeds (generate_scenes gives
+    room k of a call the seed ``seed * 1000 + k``), so no held-out room is a training room. ValueError when
+    n_test > 900 (the held-out rooms would reach scene1000_00)."""
+    if n_test > EXTRA_FIRST - HELD_OUT_FIRST:
+        raise ValueError(f"test_scenes must be <= {EXTRA_FIRST - HELD_OUT_FIRST}, got {n_test}")
+    train = [(0, min(n_train, HELD_OUT_FIRST), seed)]
+    if n_train > HELD_OUT_FIRST:
+        train.append((EXTRA_FIRST, n_train - HELD_OUT_FIRST, seed + 2))
+    return {"train": train, "test": [(HELD_OUT_FIRST, n_test, seed + 1)]}
 
 
 def _cores() -> int:
@@ -26,6 +42,14 @@ def _cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def _test_scenes(s: str) -> int:
+    """--test-scenes: an integer 1..900 (:func:`room_plan`)."""
+    v = positive_int(s)
+    if v > EXTRA_FIRST - HELD_OUT_FIRST:
+        raise argparse.ArgumentTypeError(f"expected at most {EXTRA_FIRST - HELD_OUT_FIRST} held-out rooms, got {v}")
+    return v
 
 
 def register(dsub) -> None:
@@ -36,7 +60,8 @@ def register(dsub) -> None:
     p.add_argument("--out", default="out/segmentation_demo", help="output folder (stages whose outputs exist are skipped)")
     p.add_argument("--quick", action="store_true", help="tiny run (a few minutes) to check the set-up")
     p.add_argument("--train-scenes", type=positive_int, default=None, help="training rooms (default: 60; 5 with --quick)")
-    p.add_argument("--test-scenes", type=positive_int, default=None, help="held-out rooms (default: 5; 2 with --quick)")
+    p.add_argument("--test-scenes", type=_test_scenes, default=None,
+                   help="held-out rooms, at most 900 (default: 5; 2 with --quick)")
     p.add_argument("--steps", type=positive_int, default=None,
                    help="U-Net training steps (default: the config's; 40 with --quick)")
     p.add_argument("--window-steps", type=nonneg_int, default=None,
@@ -122,9 +147,11 @@ def run_demo(args: argparse.Namespace) -> int:
     scans = os.path.join(out, "scans")
     _log(f"generating {n_train} train + {n_test} held-out rooms (bedroom, living room, office, kitchen, bathroom; "
          f"ScanNet layout) in {scans}", t0)
-    train_dirs = generate_scenes(scans, n_train, seed=args.seed, n_frames=FRAMES, width=WIDTH, height=HEIGHT)
-    test_dirs = generate_scenes(scans, n_test, seed=args.seed + 1, n_frames=FRAMES, width=WIDTH, height=HEIGHT,
-                                first_index=100)
+    plan = room_plan(n_train, n_test, args.seed)
+    train_dirs, test_dirs = ([d for first, n, seed in plan[part]
+                              for d in generate_scenes(scans, n, seed=seed, n_frames=FRAMES, width=WIDTH,
+                                                       height=HEIGHT, first_index=first)]
+                             for part in ("train", "test"))
     stages["scenes"] = time.time() - t_stage
     t_stage = time.time()
     # 2. whole-scene crops
