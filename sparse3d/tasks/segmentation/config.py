@@ -44,7 +44,7 @@ class SegmentationModelConfig:
     not a network parameter: prediction checks a sample against it)."""
 
     in_features: Tuple[str, ...] = ("color", "height")
-    widths: Tuple[int, ...] = (32, 64, 96, 128)
+    widths: Tuple[int, ...] = (16, 32, 64, 96, 128)
     blocks: int = 1
     norm: str = "sample"
     num_classes: int = NUM_CLASSES
@@ -97,7 +97,7 @@ class SegmentationTrainConfig:
     out: str = "runs/segmentation"  # last.pt, metrics.jsonl, loss.png, config.json, metrics.json
     init: str = ""  # start from this checkpoint's weights (fine-tuning); optimizer starts fresh
     seed: int = 0
-    steps: int = 2000
+    steps: int = 4000
     batch_size: int = 1  # global batch of boxes (whole scenes); each DDP process takes batch_size / world_size
     lr: float = 0.01
     lr_schedule: str = "cosine"  # cosine (to 1% of lr at the last step) | constant
