@@ -21,6 +21,7 @@ FRAMES, WIDTH, HEIGHT = 60, 160, 120  # per room: what the completion demo rende
 TRAIN_SCENES = 120  # training rooms (docs/segmentation.md: 60 -> 120 with 2x the steps)
 HELD_OUT_FIRST = 100  # held-out rooms are scene0100_00, scene0101_00, ...
 EXTRA_FIRST = 1000  # training rooms past the 100th are scene1000_00, ... (scene0100_00 on are held out)
+MAX_TEST_SCENES = EXTRA_FIRST - HELD_OUT_FIRST  # more held-out rooms would reach scene1000_00
 
 
 def room_plan(n_train: int, n_test: int, seed: int) -> Dict[str, List[Tuple[int, int, int]]]:
@@ -29,8 +30,8 @@ def room_plan(n_train: int, n_test: int, seed: int) -> Dict[str, List[Tuple[int,
     are scene0100_00.. (seed + 1). Scene numbers never repeat, and neither do room seeds (generate_scenes gives
     room k of a call the seed ``seed * 1000 + k``), so no held-out room is a training room. ValueError when
     n_test > 900 (the held-out rooms would reach scene1000_00)."""
-    if n_test > EXTRA_FIRST - HELD_OUT_FIRST:
-        raise ValueError(f"test_scenes must be <= {EXTRA_FIRST - HELD_OUT_FIRST}, got {n_test}")
+    if n_test > MAX_TEST_SCENES:
+        raise ValueError(f"test_scenes must be <= {MAX_TEST_SCENES}, got {n_test}")
     train = [(0, min(n_train, HELD_OUT_FIRST), seed)]
     if n_train > HELD_OUT_FIRST:
         train.append((EXTRA_FIRST, n_train - HELD_OUT_FIRST, seed + 2))
@@ -47,8 +48,8 @@ def _cores() -> int:
 def _test_scenes(s: str) -> int:
     """--test-scenes: an integer 1..900 (:func:`room_plan`)."""
     v = positive_int(s)
-    if v > EXTRA_FIRST - HELD_OUT_FIRST:
-        raise argparse.ArgumentTypeError(f"expected at most {EXTRA_FIRST - HELD_OUT_FIRST} held-out rooms, got {v}")
+    if v > MAX_TEST_SCENES:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_TEST_SCENES} held-out rooms, got {v}")
     return v
 
 
@@ -59,7 +60,7 @@ def register(dsub) -> None:
                              "sliding-window baseline -> ScanNet benchmark scores + pictures")
     p.add_argument("--out", default="out/segmentation_demo", help="output folder (stages whose outputs exist are skipped)")
     p.add_argument("--quick", action="store_true", help="tiny run (a few minutes) to check the set-up")
-    p.add_argument("--train-scenes", type=positive_int, default=None, help="training rooms (default: 60; 5 with --quick)")
+    p.add_argument("--train-scenes", type=positive_int, default=None, help=f"training rooms (default: {TRAIN_SCENES}; 5 with --quick)")
     p.add_argument("--test-scenes", type=_test_scenes, default=None,
                    help="held-out rooms, at most 900 (default: 5; 2 with --quick)")
     p.add_argument("--steps", type=positive_int, default=None,
