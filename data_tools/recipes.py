@@ -8,7 +8,8 @@
                 known = the fused voxels, 24 random 32^3 crops per scene with >= 50 target surface
                 voxels (placement="whole" instead: one crop covering the scene, for held-out evaluation)
     segmentation  semantic segmentation (`sparse3d train segmentation`): 5 cm, input = target = every frame
-                (input_frames="all": the complete scan, colour + tsdf), known = the fused voxels, one level,
+                (input_frames="all": the complete scan, colour + tsdf), known = camera visibility (the
+                sliding-window baseline's known / unknown channel, as in the ScanNet paper), one level,
                 one crop per whole scene (placement="grid" instead: 32x32x64 crops every 16x16x32); labels in
                 target_scannet20
 
@@ -30,7 +31,7 @@ RECIPES: Dict[str, Dict[str, Any]] = {
                        crop_stride=(32, 32, 32), n_levels=3, input_frames="subset", input_fraction=0.3, segments=6,
                        known="fused", placement="random", crops_per_scene=24, min_surface=50, pad_to=8),
     "segmentation": dict(recipe="segmentation", voxel_size=0.05, trunc_voxels=3.0, crop_size=(32, 32, 64),
-                         crop_stride=(16, 16, 32), n_levels=1, input_frames="all", known="fused", placement="whole",
+                         crop_stride=(16, 16, 32), n_levels=1, input_frames="all", known="visibility", placement="whole",
                          pad_to=8, min_target_voxels=200, min_input_voxels=50),
 }
 

@@ -37,7 +37,8 @@ def one_thread():
 @pytest.fixture(scope="session")
 def seg_scans(tmp_path_factory):
     """Two synthetic scans in the ScanNet layout (seed 5, 12 frames of 48x36), their whole-scene crops at 10 cm
-    (input fused from every frame, val split = one scan) and their benchmark ground truth:
+    (input fused from every frame, camera visibility as the known mask, val split = one scan) and their benchmark
+    ground truth:
     {"root", "scans", "crops", "gt"} (paths; tests write their own outputs elsewhere)."""
     from data_tools import generate_scenes, preprocess, recipe_config
     from data_tools.scannet.benchmark_export import export_gt
@@ -46,7 +47,7 @@ def seg_scans(tmp_path_factory):
     generate_scenes(scans, 2, seed=5, n_frames=12, width=48, height=36)
     crops = str(root / "crops")
     s = preprocess(scans, crops, recipe_config("completion", placement="whole", voxel_size=0.1, input_fraction=1.0,
-                                               segments=1), progress=False, val_fraction=0.5)
+                                               segments=1, known="visibility"), progress=False, val_fraction=0.5)
     assert not s["failed"]
     gt = str(root / "gt")
     assert export_gt(scans, gt, progress=False)["failed"] == {}

@@ -23,14 +23,16 @@ from sparse3d.train.checkpoint import load_checkpoint, save_checkpoint
 SMALL = {"widths": [4, 8], "hidden": 16, "dropout": 0.0}
 
 
-def _sample(coords, labels, colors=None, size=(8, 6, 80), origin=(0, 0, 0)) -> SegSample:
+def _sample(coords, labels, colors=None, size=(8, 6, 80), origin=(0, 0, 0), known=None) -> SegSample:
+    """known: bool [size] camera visibility; None = every cell of the crop seen."""
     coords = np.asarray(coords, np.int32).reshape(-1, 3)
     order = np.lexsort(coords.T[::-1])
     n = len(coords)
     colors = np.full((n, 3), 100, np.uint8) if colors is None else np.asarray(colors, np.uint8)
+    known = np.ones(tuple(size), bool) if known is None else known
     return SegSample(scene_id="hand", coords=coords[order], color=colors[order], tsdf=np.zeros(n, np.float32),
                      labels=np.asarray(labels, np.uint8)[order], crop_origin=np.asarray(origin, np.int32),
-                     crop_size=np.asarray(size, np.int32), voxel_size=0.05)
+                     crop_size=np.asarray(size, np.int32), voxel_size=0.05, known=known)
 
 
 def test_window_extraction_matches_hand_built_scene():
@@ -66,6 +68,27 @@ def test_window_extraction_matches_hand_built_scene():
 def test_out_of_grid_voxel_is_rejected():
     with pytest.raises(ValueError, match="coords must lie in"):
         SceneVolume.from_sample(_sample([[8, 0, 0]], [0]))
+
+
+def test_known_channel_is_camera_visibility_plus_occupied_cells():
+    # seen: the half x < 4 of the crop; the voxel at (6, 2, 10) lies in the unseen half but is occupied
+    known = np.zeros((8, 6, 80), bool)
+    known[:4] = True
+    vol = SceneVolume.from_sample(_sample([[2, 3, 5], [6, 2, 10]], [1, 2], known=known))
+    k = vol.features[1, 15:-15, 15:-15]  # volume z = crop z - 5
+    assert k[:4, :, :75].all() and k[6, 2, 5] == 1
+    assert k[4:].sum() == 1  # the occupied cell only
+    assert vol.features[1, :15].sum() == 0 and vol.features[1, -15:].sum() == 0  # padding unknown
+    # a box of the sample keeps the mask, cells outside the crop unknown
+    b = _sample([[2, 3, 5]], [1], known=known).box([2, -1, 0], [4, 4, 80])
+    assert b.known.shape == (4, 4, 80) and not b.known[:, 0].any()
+    assert b.known[:2, 1:].all() and not b.known[2:].any()
+    with pytest.raises(ValueError, match=r"'hand' has no camera-visibility mask.*known='visibility'"):
+        SceneVolume.from_sample(SegSample("hand", np.zeros((1, 3), np.int32), np.zeros((1, 3), np.uint8),
+                                          np.zeros(1, np.float32), np.zeros(1, np.uint8), np.zeros(3, np.int32),
+                                          np.array([8, 6, 80], np.int32), 0.05))
+    with pytest.raises(ValueError, match=r"known must be bool \[crop_size=\[8, 6, 80\]\], got shape \[8, 6, 79\]"):
+        SceneVolume.from_sample(_sample([[2, 3, 5]], [1], known=np.ones((8, 6, 79), bool)))
 
 
 def test_net_output_shape_and_input_check():
@@ -161,13 +184,14 @@ def _scene_crop(seed: int) -> dict:
     lab[rng.random(len(lab)) < 0.1] = IGNORE
     n = len(c)
     mask = np.zeros(tuple(size), bool)
+    seen = np.ones(tuple(size), bool)
     return {"scene_id": np.array(f"toy{seed}"), "crop_origin": np.zeros(3, np.int32), "crop_size": size,
             "voxel_size": np.float32(0.05), "trunc_voxels": np.float32(3.0), "n_levels": np.int32(1),
-            "has_labels": np.bool_(True), "format_version": np.int32(2), "known_semantics": np.array("fused"),
+            "has_labels": np.bool_(True), "format_version": np.int32(2), "known_semantics": np.array("visibility"),
             "input_coords": c, "input_tsdf": np.zeros(n, np.float32), "input_weight": np.ones(n, np.float32),
-            "input_color": col, "input_known": mask, "input_behind": mask,
+            "input_color": col, "input_known": seen, "input_behind": mask,
             "target_coords": c, "target_tsdf": np.zeros(n, np.float32), "target_nyu40": np.zeros(n, np.uint8),
-            "target_scannet20": lab, "target_known": mask, "target_behind": mask}
+            "target_scannet20": lab, "target_known": seen, "target_behind": mask}
 
 
 @pytest.fixture(scope="module")

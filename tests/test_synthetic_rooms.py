@@ -163,7 +163,7 @@ def test_generate_scenes_rotates_room_types(tmp_path):
 def test_segmentation_recipe_config():
     cfg = recipe_config("segmentation")
     assert (cfg.voxel_size, cfg.trunc_voxels, cfg.n_levels) == (0.05, 3.0, 1)
-    assert (cfg.input_frames, cfg.known, cfg.placement, cfg.recipe) == ("all", "fused", "whole", "segmentation")
+    assert (cfg.input_frames, cfg.known, cfg.placement, cfg.recipe) == ("all", "visibility", "whole", "segmentation")
     g = recipe_config("segmentation", placement="grid")
     assert g.crop_size == (32, 32, 64) and g.crop_stride == (16, 16, 32)
     with pytest.raises(ValueError, match="drop_prob"):

@@ -7,6 +7,8 @@ the same voxels; with a partial input a voxel the target lacks gets the ignore l
 
     s = load_sample("crops/scene0003_00/whole.npz")     # voxel_to_world read from _scene.json beside it
     s.coords  int32 [N,3] crop-local, s.color uint8 [N,3], s.labels uint8 [N] (0..19, 255 = ignore)
+    s.known   bool [X,Y,Z] camera visibility of the crop's cells (the sliding-window baseline's known channel), or
+              None when the crop was not preprocessed with known="visibility" (the segmentation recipe's setting)
 """
 from __future__ import annotations
 
@@ -35,7 +37,10 @@ class SegSample:
     """scene_id; coords int32 [N,3] crop-local voxels, sorted by (x, y, z); color uint8 [N,3] fused RGB;
     tsdf float32 [N] fused distance (voxels); labels uint8 [N] ScanNet-20 class (0..19, 255 = ignore);
     crop_origin int32 [3] (scene lattice = local + crop_origin); crop_size int32 [3]; voxel_size metres;
-    voxel_to_world float64 [4,4] (scene lattice -> world, from `_scene.json`) or None."""
+    voxel_to_world float64 [4,4] (scene lattice -> world, from `_scene.json`) or None; known bool
+    [crop_size] (crop-local cells seen by a camera: inside a frustum, in front of the measured depth or within the
+    truncation behind it; the crop's ``input_known`` with known_semantics "visibility") or None (not loaded, or the
+    crop's known mask has another meaning)."""
 
     scene_id: str
     coords: np.ndarray
@@ -46,6 +51,7 @@ class SegSample:
     crop_size: np.ndarray
     voxel_size: float
     voxel_to_world: Optional[np.ndarray] = None
+    known: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return int(len(self.coords))
@@ -65,15 +71,25 @@ class SegSample:
         if np.any(size_a < 1):
             raise ValueError(f"size must be >= 1 on every axis, got {size_a.tolist()}")
         keep = np.all((self.coords >= lo_a) & (self.coords < lo_a + size_a), axis=1)
+        known = None
+        if self.known is not None:  # cells of the box outside the crop are unknown
+            known = np.zeros(tuple(int(v) for v in size_a), bool)
+            src_lo = np.maximum(lo_a, 0)
+            src_hi = np.minimum(lo_a + size_a, np.asarray(self.known.shape))
+            if np.all(src_hi > src_lo):
+                dst = tuple(slice(int(a - b), int(c - b)) for a, b, c in zip(src_lo, lo_a, src_hi))
+                known[dst] = self.known[tuple(slice(int(a), int(c)) for a, c in zip(src_lo, src_hi))]
         return replace(self, coords=(self.coords[keep] - lo_a).astype(np.int32), color=self.color[keep],
                        tsdf=self.tsdf[keep], labels=self.labels[keep],
-                       crop_origin=(self.crop_origin + lo_a).astype(np.int32), crop_size=size_a)
+                       crop_origin=(self.crop_origin + lo_a).astype(np.int32), crop_size=size_a, known=known)
 
 
 def sample_from_crop(crop: Dict[str, np.ndarray], max_abs_tsdf: float = 1.0,
-                     voxel_to_world: Optional[np.ndarray] = None) -> SegSample:
+                     voxel_to_world: Optional[np.ndarray] = None, with_known: bool = True) -> SegSample:
     """The SegSample of a loaded crop (`data_tools.load_crop`): input voxels with |tsdf| <= max_abs_tsdf
-    (voxels), labelled by the target voxel at the same coordinates (255 where there is none)."""
+    (voxels), labelled by the target voxel at the same coordinates (255 where there is none). ``with_known``: keep
+    the crop's ``input_known`` as ``known`` when its known_semantics is "visibility" (None otherwise; the U-Net
+    does not read it, so its training set leaves it out)."""
     if not max_abs_tsdf > 0:
         raise ValueError(f"max_abs_tsdf must be > 0 (voxels), got {max_abs_tsdf}")
     for key in ("input_coords", "input_tsdf", "input_color", "target_coords", "target_scannet20"):
@@ -93,12 +109,16 @@ def sample_from_crop(crop: Dict[str, np.ndarray], max_abs_tsdf: float = 1.0,
         pos = np.clip(np.searchsorted(sk, k), 0, len(sk) - 1)
         hit = sk[pos] == k
         labels[hit] = t_labels[order[pos[hit]]]
+    known = None
+    if with_known and str(np.asarray(crop.get("known_semantics", ""))) == "visibility" and "input_known" in crop:
+        known = np.asarray(crop["input_known"], bool)
     return SegSample(scene_id=str(np.asarray(crop["scene_id"])), coords=coords,
                      color=np.asarray(crop["input_color"], np.uint8)[near], tsdf=tsdf[near], labels=labels,
                      crop_origin=np.asarray(crop["crop_origin"], np.int32).reshape(3),
                      crop_size=np.asarray(crop["crop_size"], np.int32).reshape(3),
                      voxel_size=float(crop["voxel_size"]),
-                     voxel_to_world=None if voxel_to_world is None else np.asarray(voxel_to_world, np.float64))
+                     voxel_to_world=None if voxel_to_world is None else np.asarray(voxel_to_world, np.float64),
+                     known=known)
 
 
 def scene_voxel_to_world(crop_path: str) -> Optional[np.ndarray]:
@@ -116,6 +136,7 @@ def scene_voxel_to_world(crop_path: str) -> Optional[np.ndarray]:
     return m
 
 
-def load_sample(path: str, max_abs_tsdf: float = 1.0) -> SegSample:
-    """The SegSample of the crop file `path`, with voxel_to_world from the `_scene.json` beside it (if any)."""
-    return sample_from_crop(load_crop(path), max_abs_tsdf, scene_voxel_to_world(path))
+def load_sample(path: str, max_abs_tsdf: float = 1.0, with_known: bool = True) -> SegSample:
+    """The SegSample of the crop file `path`, with voxel_to_world from the `_scene.json` beside it (if any);
+    ``with_known``: see :func:`sample_from_crop`."""
+    return sample_from_crop(load_crop(path), max_abs_tsdf, scene_voxel_to_world(path), with_known)

@@ -31,7 +31,8 @@ OCCUPIED, KNOWN, RGB = 0, 1, slice(2, 5)
 @dataclass
 class SceneVolume:
     """A sample as dense arrays. features uint8 [5, X + 30, Y + 30, Zc] (x, y padded by 15 on each side;
-    channels occupied 0/1, known 0/1, r, g, b); labels uint8 [X, Y, Zc] (255 where no labelled voxel);
+    channels occupied 0/1, known 0/1 (the sample's camera visibility ``known``, and every occupied cell: the
+    ScanNet paper's known / unknown space; the padding and cells outside the crop are unknown), r, g, b); labels uint8 [X, Y, Zc] (255 where no labelled voxel);
     X, Y = the sample's crop_size (x, y); Zc = 62 * blocks; z0: crop-local z of volume z = 0."""
 
     scene_id: str
@@ -53,10 +54,20 @@ class SceneVolume:
         zc = blocks * COLUMN_Z
         X, Y = int(size[0]), int(size[1])
         feats = np.zeros((IN_CHANNELS, X + 2 * HALF_XY, Y + 2 * HALF_XY, zc), np.uint8)
-        kz = slice(max(0, -z0), max(0, min(zc, int(size[2]) - z0)))  # volume z inside the crop grid
-        feats[KNOWN, HALF_XY:HALF_XY + X, HALF_XY:HALF_XY + Y, kz] = 1
+        if s.known is None:
+            raise ValueError(f"sample {s.scene_id!r} has no camera-visibility mask (known): the baseline's known channel "
+                             "needs crops preprocessed with known='visibility' (the segmentation recipe's setting since "
+                             "2026-12-03); run `sparse3d preprocess --recipe segmentation` again")
+        known = np.asarray(s.known, bool)
+        if known.shape != (X, Y, int(size[2])):
+            raise ValueError(f"sample {s.scene_id!r}: known must be bool [crop_size={size.tolist()}], got shape "
+                             f"{list(known.shape)}")
+        kz0, kz1 = max(0, z0), max(0, min(int(size[2]), z0 + zc))  # crop z held by the volume
+        if kz1 > kz0:
+            feats[KNOWN, HALF_XY:HALF_XY + X, HALF_XY:HALF_XY + Y, kz0 - z0:kz1 - z0] = known[:, :, kz0:kz1]
         px, py, pz = coords[:, 0] + HALF_XY, coords[:, 1] + HALF_XY, coords[:, 2] - z0
         feats[OCCUPIED, px, py, pz] = 1
+        feats[KNOWN, px, py, pz] = 1  # a fused voxel was seen
         feats[RGB, px, py, pz] = np.asarray(s.color, np.uint8).reshape(n, 3).T
         labels = np.full((X, Y, zc), IGNORE, np.uint8)
         labels[coords[:, 0], coords[:, 1], pz] = np.asarray(s.labels, np.uint8)

@@ -5,8 +5,9 @@ sees a 31 x 31 x 62 voxel neighbourhood and labels the 1 x 1 x 62 column at its 
     logits = net(x)     # x float32 [B, 5, 31, 31, 62] -> float32 [B, 20, 62] (class, z of the centre column)
 
 Input channels (sparse3d.tasks.segmentation.window_data.window_input): occupied (a near-surface voxel of the
-sample), known (the cell lies inside the scanned grid; 0 in the padding around the scene), and the voxel's
-fused colour r, g, b in [0, 1] (0 where empty), so the baseline sees what the sparse U-Net sees.
+sample), known (the paper's known / unknown space: a camera saw the cell, from the crop's visibility mask, or it is
+occupied; 0 in the padding around the scene), and the voxel's fused colour r, g, b in [0, 1] (0 where empty), so
+the baseline sees what the sparse U-Net sees, plus where the scan looked.
 
 The net: strided 3D convolutions (BatchNorm, ReLU) shrink the window to a small volume, two fully connected
 layers map it to 62 x 20 logits (the paper's layout: convolutions, then fully connected layers that emit
