@@ -117,6 +117,40 @@ def test_a_sparse_module_runs_fully_convolutionally_and_runs_resume(data, one_th
         bad(sample)
 
 
+def test_height_is_the_up_aligned_z_and_floor_lowest_measures_it_from_the_scan(data, tmp_path):
+    from dataclasses import replace
+
+    from sparse3d.tasks.segmentation.dataset import voxel_heights
+    from sparse3d.tasks.segmentation.sample import lowest_floor
+    scan = "scene0001_00"
+    sample = load_sample(os.path.join(data["crops"], dataset_scenes(data["crops"], [scan])[0][1]))
+    z = (sample.coords[:, 2] + sample.crop_origin[2]) * sample.voxel_size
+    np.testing.assert_allclose(voxel_heights(sample), z, atol=1e-6)
+    # --align-up: voxel_to_world leads back to a source world whose up is -y; the height stays the lattice's z
+    up = np.array([[1.0, 0, 0, 0], [0, 0, -1, 0], [0, 1, 0, 0], [0, 0, 0, 1]])  # source -> aligned
+    rotated = replace(sample, voxel_to_world=up.T @ np.diag([VOXEL, VOXEL, VOXEL, 1.0]))
+    np.testing.assert_allclose(voxel_heights(rotated), z, atol=1e-6)
+    assert np.abs(rotated.world_points()[:, 2] - z).max() > 0.5  # the source's z is not the height
+    # the floor: the synthetic room's is z = 0; raised by 1 m, --floor lowest finds it again
+    assert abs(lowest_floor(sample)) <= VOXEL + 1e-6  # the floor voxels straddle z = 0
+    raised = replace(sample, crop_origin=sample.crop_origin + np.array([0, 0, 10], np.int32))
+    assert lowest_floor(raised) == pytest.approx(lowest_floor(sample) + 1.0)
+    np.testing.assert_allclose(voxel_heights(replace(raised, floor_z=lowest_floor(raised))),
+                               z - lowest_floor(sample), atol=1e-6)
+    # predict_dataset: the label function sees the floor's heights, _voxels.npz records floor_z
+    fn = lambda s: (voxel_heights(s) > 0.55).astype(np.uint8)  # noqa: E731 (between voxel heights)
+    for floor in ("zero", "lowest"):
+        out = str(tmp_path / floor)
+        assert list(predict_dataset(data["crops"], out, fn, scenes=[scan], progress=False, floor=floor)["done"]) \
+            == [scan]
+        with np.load(os.path.join(out, scan + "_voxels.npz")) as f:
+            want = 0.0 if floor == "zero" else lowest_floor(sample)
+            assert float(f["floor_z"]) == pytest.approx(want)
+            np.testing.assert_array_equal(f["labels"], (z - want > 0.55).astype(np.uint8))
+    with pytest.raises(ValueError, match=r"floor must be one of \['zero', 'lowest'\], got 'top'"):
+        predict_dataset(data["crops"], str(tmp_path / "x"), fn, floor="top")
+
+
 def test_prediction_errors_are_clear(data, tmp_path):
     # a scan whose mesh is gone: that scene fails with the mesh's path, the others go on
     crops = str(tmp_path / "crops")

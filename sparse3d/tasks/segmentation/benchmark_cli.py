@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sparse3d.tasks.segmentation.sample import FLOORS
 from sparse3d.utils.argtypes import device, positive_float, positive_int, report_failures
 
 BACKENDS = ("native", "torch", "spconv")
@@ -43,6 +44,11 @@ def register_predict(psub: "argparse._SubParsersAction") -> None:
     p.add_argument("--max-abs-tsdf", type=positive_float, default=None,
                    help="near-surface band of voxels fed to the model, voxels (default: the checkpoint's "
                         "max_abs_tsdf, else 1)")
+    p.add_argument("--floor", choices=FLOORS, default="zero",
+                   help="where the U-Net's height feature starts: zero = the world's z = 0 (ScanNet, the synthetic "
+                        "rooms); lowest = the 1st percentile of each scan's voxel heights, for scans whose z = 0 is "
+                        "not the floor (7-Scenes, RGB-D folders; it assumes the floor or something near it was "
+                        "scanned) (default: zero)")
     p.add_argument("--overwrite", action="store_true", help="predict scans whose <scan>.txt exists already")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_predict)
@@ -73,7 +79,7 @@ def _predict(args: argparse.Namespace) -> int:
                                              scores=args.vote_segments)
         s = predict_dataset(args.data, args.out, fn, scenes=args.scenes, split=args.split, overwrite=args.overwrite,
                             progress=not args.quiet, max_abs_tsdf=args.max_abs_tsdf or band,
-                            vote_segments=args.vote_segments)
+                            vote_segments=args.vote_segments, floor=args.floor)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -32,7 +32,8 @@ class SegmentationModelConfig:
     """The network (see :class:`sparse3d.tasks.segmentation.model.SegmentationUNet`).
 
     in_features: input feature groups, a subset of ``FEATURE_CHANNELS`` ("color" = RGB / 255 - 0.5;
-    "height" = metres above the world's z = 0 (the floor of ScanNet and synthetic rooms);
+    "height" = metres above the floor: the up-aligned world's z = 0 (the floor of ScanNet and synthetic rooms), or
+    the sample's ``floor_z`` (``predict segmentation --floor lowest``);
     "normals" = unsigned surface normal (z >= 0) of the voxel neighbourhood; "tsdf" = fused distance
     / 3 voxels), concatenated in that order;
     widths: channels per level, finest first (len = levels; each level halves the resolution);

@@ -63,16 +63,18 @@ def voxel_normals(coords: np.ndarray) -> np.ndarray:
 
 
 def voxel_heights(sample: SegSample) -> np.ndarray:
-    """float32 [N]: world z (metres) of each voxel: ``voxel_to_world`` when the sample has it, else
-    (local z + crop_origin z) * voxel_size (the lattice's z = 0 at world z = 0)."""
-    if sample.voxel_to_world is not None:
-        return sample.world_points()[:, 2].astype(np.float32)
-    return ((sample.coords[:, 2] + sample.crop_origin[2]) * sample.voxel_size).astype(np.float32)
+    """float32 [N]: height of each voxel above the floor, metres: (local z + crop_origin z) * voxel_size -
+    ``sample.floor_z``. The scene lattice is axis-aligned in the up-aligned world with its z = 0 at the world's
+    z = 0 (data_tools.chunks), so this is the up-aligned z, also for a scan rotated by ``--align-up``, whose
+    ``voxel_to_world`` leads back to the source's world, where z need not be up (until 2026-12-03 the height was
+    read there: on 7-Scenes a horizontal axis)."""
+    z = (sample.coords[:, 2].astype(np.float64) + float(sample.crop_origin[2])) * sample.voxel_size
+    return (z - float(sample.floor_z)).astype(np.float32)
 
 
 def sample_features(sample: SegSample, cfg: SegmentationModelConfig) -> torch.Tensor:
     """The network input of a sample: float32 ``[N, cfg.in_channels]``, the groups of ``cfg.in_features``
-    concatenated in FEATURE_CHANNELS order: color = RGB / 255 - 0.5 (3); height = world z in metres (1,
+    concatenated in FEATURE_CHANNELS order: color = RGB / 255 - 0.5 (3); height = metres above the floor (1,
     :func:`voxel_heights`); normals = unsigned surface normal (3, :func:`voxel_normals`); tsdf = fused distance
     / 3 voxels, clipped to [-1, 1] (1)."""
     cols: List[np.ndarray] = []

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -35,7 +36,7 @@ from data_tools import load_manifest
 from data_tools.scannet.benchmark_export import MESH_SUFFIX, write_label_file
 from data_tools.scannet.labels import SCANNET20_NYU40_IDS
 from data_tools.scannet.ply import read_ply
-from sparse3d.tasks.segmentation.sample import SegSample, load_sample
+from sparse3d.tasks.segmentation.sample import FLOORS, SegSample, load_sample, lowest_floor
 from sparse3d.tasks.segmentation.segment_vote import (scene_segments, vote_over_segments,
                                                       vote_scores_over_segments)
 from sparse3d.tensor import SparseTensor
@@ -271,7 +272,7 @@ def dataset_scenes(data: str, scenes: Optional[Sequence[str]] = None, split: Opt
 
 def predict_dataset(data: str, out: str, label_fn: LabelFn, scenes: Optional[Sequence[str]] = None,
                     split: Optional[str] = None, overwrite: bool = False, progress: bool = True,
-                    max_abs_tsdf: float = 1.0, vote_segments: bool = False) -> Dict:
+                    max_abs_tsdf: float = 1.0, vote_segments: bool = False, floor: str = "zero") -> Dict:
     """Write `<out>/<scan>.txt` and `<out>/<scan>_voxels.npz` for the selected whole-scene crops of ``data``
     (see :func:`dataset_scenes`). A scan without a `_vh_clean_2.ply` (an RGB-D folder) gets only the voxel
     labels (`_voxels.npz`; its entry in "done" has "mesh": None). Resumable: a scan whose `.txt` (without a
@@ -279,9 +280,14 @@ def predict_dataset(data: str, out: str, label_fn: LabelFn, scenes: Optional[Seq
     on. ``vote_segments``: each segment of the scan's `_vh_clean_2.0.010000.segs.json` takes the argmax of
     its vertices' summed class scores, or their majority label when label_fn gives labels (``segment_vote``); a
     scan without a mesh or segs json then fails. Two selected scenes of one scan (preprocess --pairs) are an error.
+    ``floor``: where the U-Net's height feature starts, "zero" (the up-aligned world's z = 0: ScanNet, the synthetic
+    rooms, what the U-Net is trained on) or "lowest" (``sample.lowest_floor`` of each scene: scans whose z = 0 is
+    not the floor, such as 7-Scenes or an RGB-D folder); recorded as ``floor_z`` in `_voxels.npz`.
     Returns {"done": {scan: {"n_vertices",
     "n_voxels", "mesh", "mean_distance_voxels", "max_distance_voxels", "seconds"}}, "skipped": [scans],
     "failed": {scene: msg}}."""
+    if floor not in FLOORS:
+        raise ValueError(f"floor must be one of {list(FLOORS)}, got {floor!r}")
     todo = dataset_scenes(data, scenes, split)
     os.makedirs(out, exist_ok=True)
     done: Dict[str, Dict] = {}
@@ -306,6 +312,8 @@ def predict_dataset(data: str, out: str, label_fn: LabelFn, scenes: Optional[Seq
                 continue
             t0 = time.time()
             sample = load_sample(crop, max_abs_tsdf)
+            if floor == "lowest":
+                sample = replace(sample, floor_z=lowest_floor(sample))
             if mesh_path is None:  # an RGB-D folder: no mesh to label, the voxel labels are the prediction
                 if vote_segments:
                     raise ValueError(f"vote_segments needs the scan's mesh and segs json; {scan!r} is an RGB-D folder "
@@ -318,7 +326,7 @@ def predict_dataset(data: str, out: str, label_fn: LabelFn, scenes: Optional[Seq
             atomic_save_npz(npz, coords=sample.coords, labels=labels, gt_labels=sample.labels,
                             crop_origin=sample.crop_origin, voxel_size=np.asarray(sample.voxel_size, np.float64),
                             voxel_to_world=np.asarray(sample.voxel_to_world, np.float64),
-                            scene_id=np.array(sample.scene_id))
+                            scene_id=np.array(sample.scene_id), floor_z=np.asarray(sample.floor_z, np.float64))
             if mesh_path is None:
                 done[scan] = {"n_vertices": 0, "n_voxels": int(len(sample)), "mesh": None,
                               "seconds": round(time.time() - t0, 3)}

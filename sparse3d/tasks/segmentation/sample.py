@@ -40,7 +40,9 @@ class SegSample:
     voxel_to_world float64 [4,4] (scene lattice -> world, from `_scene.json`) or None; known bool
     [crop_size] (crop-local cells seen by a camera: inside a frustum, in front of the measured depth or within the
     truncation behind it; the crop's ``input_known`` with known_semantics "visibility") or None (not loaded, or the
-    crop's known mask has another meaning)."""
+    crop's known mask has another meaning); floor_z: metres, the floor's height in the up-aligned world (the scene
+    lattice's frame, z up), which the U-Net's height feature is measured from: 0 for ScanNet and the synthetic rooms,
+    whose floor is z = 0; :func:`lowest_floor` for scans whose z = 0 lies elsewhere (7-Scenes, RGB-D folders)."""
 
     scene_id: str
     coords: np.ndarray
@@ -52,6 +54,7 @@ class SegSample:
     voxel_size: float
     voxel_to_world: Optional[np.ndarray] = None
     known: Optional[np.ndarray] = None
+    floor_z: float = 0.0
 
     def __len__(self) -> int:
         return int(len(self.coords))
@@ -82,6 +85,21 @@ class SegSample:
         return replace(self, coords=(self.coords[keep] - lo_a).astype(np.int32), color=self.color[keep],
                        tsdf=self.tsdf[keep], labels=self.labels[keep],
                        crop_origin=(self.crop_origin + lo_a).astype(np.int32), crop_size=size_a, known=known)
+
+
+FLOORS = ("zero", "lowest")  # where heights start: the world's z = 0, or lowest_floor (predict --floor)
+FLOOR_PERCENTILE = 1.0  # lowest_floor: the percentile of the voxels' heights taken as the floor
+
+
+def lowest_floor(sample: SegSample) -> float:
+    """Metres: an estimate of the floor's height in the up-aligned world, for a scan whose z = 0 is not its floor:
+    the :data:`FLOOR_PERCENTILE` th percentile of the voxels' lattice heights (a few stray voxels below the floor do
+    not move it). It assumes the floor, or something close above it, was scanned; where the lowest thing seen is a
+    table, heights are measured from the table."""
+    if len(sample) == 0:
+        raise ValueError(f"sample {sample.scene_id!r} has no voxels: no floor to estimate")
+    z = (np.asarray(sample.coords[:, 2], np.float64) + float(sample.crop_origin[2])) * sample.voxel_size
+    return float(np.percentile(z, FLOOR_PERCENTILE))
 
 
 def sample_from_crop(crop: Dict[str, np.ndarray], max_abs_tsdf: float = 1.0,
