@@ -31,8 +31,8 @@ RECIPES: Dict[str, Dict[str, Any]] = {
                        crop_stride=(32, 32, 32), n_levels=3, input_frames="subset", input_fraction=0.3, segments=6,
                        known="fused", placement="random", crops_per_scene=24, min_surface=50, pad_to=8),
     "segmentation": dict(recipe="segmentation", voxel_size=0.05, trunc_voxels=3.0, crop_size=(32, 32, 64),
-                         crop_stride=(16, 16, 32), n_levels=1, input_frames="all", known="visibility", placement="whole",
-                         pad_to=8, min_target_voxels=200, min_input_voxels=50),
+                         crop_stride=(16, 16, 32), n_levels=1, input_frames="all", known="visibility",
+                         placement="whole", pad_to=8, min_target_voxels=200, min_input_voxels=50),
 }
 
 # the CropConfig fields each setting uses; a field set for a recipe whose modes do not read it is an error

@@ -215,7 +215,8 @@ class SegmentationDataset:
     def __getitem__(self, i: int) -> SegSample:
         if i not in self._cache:
             try:
-                self._cache[i] = load_sample(self.paths[i], self.max_abs_tsdf, with_known=False)  # the U-Net does not read it
+                # the U-Net does not read the visibility mask
+                self._cache[i] = load_sample(self.paths[i], self.max_abs_tsdf, with_known=False)
             except (KeyError, ValueError) as e:
                 raise ValueError(f"{self.paths[i]}: not a labelled sparse3d.crops crop ({e})") from e
         return self._cache[i]

@@ -32,8 +32,9 @@ OCCUPIED, KNOWN, RGB = 0, 1, slice(2, 5)
 class SceneVolume:
     """A sample as dense arrays. features uint8 [5, X + 30, Y + 30, Zc] (x, y padded by 15 on each side;
     channels occupied 0/1, known 0/1 (the sample's camera visibility ``known``, and every occupied cell: the
-    ScanNet paper's known / unknown space; the padding and cells outside the crop are unknown), r, g, b); labels uint8 [X, Y, Zc] (255 where no labelled voxel);
-    X, Y = the sample's crop_size (x, y); Zc = 62 * blocks; z0: crop-local z of volume z = 0."""
+    ScanNet paper's known / unknown space; the padding and cells outside the crop are unknown), r, g, b);
+    labels uint8 [X, Y, Zc] (255 where no labelled voxel); X, Y = the sample's crop_size (x, y); Zc = 62 * blocks;
+    z0: crop-local z of volume z = 0."""
 
     scene_id: str
     features: np.ndarray
@@ -55,9 +56,9 @@ class SceneVolume:
         X, Y = int(size[0]), int(size[1])
         feats = np.zeros((IN_CHANNELS, X + 2 * HALF_XY, Y + 2 * HALF_XY, zc), np.uint8)
         if s.known is None:
-            raise ValueError(f"sample {s.scene_id!r} has no camera-visibility mask (known): the baseline's known channel "
-                             "needs crops preprocessed with known='visibility' (the segmentation recipe's setting since "
-                             "2026-12-03); run `sparse3d preprocess --recipe segmentation` again")
+            raise ValueError(f"sample {s.scene_id!r} has no camera-visibility mask (known): the baseline's known "
+                             "channel needs crops preprocessed with known='visibility' (the segmentation recipe's "
+                             "setting since 2026-12-03); run `sparse3d preprocess --recipe segmentation` again")
         known = np.asarray(s.known, bool)
         if known.shape != (X, Y, int(size[2])):
             raise ValueError(f"sample {s.scene_id!r}: known must be bool [crop_size={size.tolist()}], got shape "
