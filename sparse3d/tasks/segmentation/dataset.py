@@ -68,8 +68,7 @@ def voxel_heights(sample: SegSample) -> np.ndarray:
     z = 0 (data_tools.chunks), so this is the up-aligned z, also for a scan rotated by ``--align-up``, whose
     ``voxel_to_world`` leads back to the source's world, where z need not be up (until 2026-12-03 the height was
     read there: on 7-Scenes a horizontal axis)."""
-    z = (sample.coords[:, 2].astype(np.float64) + float(sample.crop_origin[2])) * sample.voxel_size
-    return (z - float(sample.floor_z)).astype(np.float32)
+    return (sample.lattice_z() - float(sample.floor_z)).astype(np.float32)
 
 
 def sample_features(sample: SegSample, cfg: SegmentationModelConfig) -> torch.Tensor:

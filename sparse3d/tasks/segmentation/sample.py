@@ -66,6 +66,11 @@ class SegSample:
         scene = (self.coords + self.crop_origin).astype(np.float64)
         return scene @ self.voxel_to_world[:3, :3].T + self.voxel_to_world[:3, 3]
 
+    def lattice_z(self) -> np.ndarray:
+        """float64 [N]: each voxel's z in the up-aligned world, metres ((local z + crop_origin z) * voxel_size; the
+        scene lattice is axis-aligned there, z up, its z = 0 at the world's z = 0)."""
+        return (np.asarray(self.coords[:, 2], np.float64) + float(self.crop_origin[2])) * self.voxel_size
+
     def box(self, lo: Sequence[int], size: Sequence[int]) -> "SegSample":
         """The voxels inside the crop-local box [lo, lo + size), re-based so that lo becomes 0
         (crop_origin moves by lo; crop_size becomes size)."""
@@ -98,8 +103,7 @@ def lowest_floor(sample: SegSample) -> float:
     table, heights are measured from the table."""
     if len(sample) == 0:
         raise ValueError(f"sample {sample.scene_id!r} has no voxels: no floor to estimate")
-    z = (np.asarray(sample.coords[:, 2], np.float64) + float(sample.crop_origin[2])) * sample.voxel_size
-    return float(np.percentile(z, FLOOR_PERCENTILE))
+    return float(np.percentile(sample.lattice_z(), FLOOR_PERCENTILE))
 
 
 def sample_from_crop(crop: Dict[str, np.ndarray], max_abs_tsdf: float = 1.0,
